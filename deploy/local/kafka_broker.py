@@ -1,0 +1,202 @@
+"""The real Apache Kafka broker, fetched from Maven Central and run as one KRaft node.
+
+Why this shape: no Debian/PyPI package ships the broker, but Maven Central ships
+``org.apache.kafka:kafka_2.13`` with its dependencies (see pom.xml beside this file).
+``mvn dependency:copy-dependencies`` puts every jar in one folder and the broker runs as
+``java -cp 'libs/*' kafka.Kafka server.properties`` in combined broker+controller mode.
+
+    python -m deploy.local.kafka_broker fetch|start|stop|status [--dir DIR] [--port N]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from pulse import procs
+
+HERE = Path(__file__).resolve().parent
+POM = HERE / "kafka" / "pom.xml"
+LOG4J2 = HERE / "kafka" / "log4j2.yaml"
+
+
+def default_libs_dir() -> Path:
+    from pulse.config import Settings
+    return Path(os.environ.get("KAFKA_LIBS", Settings.from_env().state_dir / "kafka-libs"))
+
+
+def fetch_jars(libs: Path | None = None, quiet: bool = True) -> Path:
+    """Download the broker's jars once (Maven keeps its own cache in ~/.m2)."""
+    libs = libs or default_libs_dir()
+    marker = libs / ".complete"
+    if marker.exists() and marker.read_text() == POM.read_text():
+        return libs
+    if shutil.which("mvn") is None:
+        raise RuntimeError("Maven (mvn) is needed to fetch the Kafka broker: apt-get install -y maven")
+    tmp = libs.with_name(libs.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = ["mvn", "-B", "-f", str(POM), "dependency:copy-dependencies",
+           f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]
+    if quiet:
+        cmd.insert(1, "-q")
+    subprocess.run(cmd, check=True)
+    shutil.rmtree(libs, ignore_errors=True)
+    tmp.rename(libs)
+    marker.write_text(POM.read_text())
+    return libs
+
+
+@dataclass
+class KafkaBroker:
+    """One KRaft node (broker + controller) whose data lives in ``home``."""
+    home: Path
+    port: int = 9092
+    controller_port: int = 9093
+    libs: Path | None = None
+    heap: str = "768m"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "broker.log"
+
+    def _properties(self) -> str:
+        return "\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={self.data_dir}",
+            # Single node: internal topics cannot be replicated.
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=8",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            # Local runs: consumers join at once instead of waiting 3 s for more members.
+            "group.initial.rebalance.delay.ms=0",
+            # Faust's default session timeout is 60 s; local settings use ~6 s.
+            "group.min.session.timeout.ms=1000",
+            "auto.create.topics.enable=true",
+            "num.partitions=1",
+            "log.retention.check.interval.ms=60000",
+            "",
+        ])
+
+    def _java_cmd(self, *args: str) -> list[str]:
+        libs = self.libs or default_libs_dir()
+        cp = f"{libs}/*"
+        return ["java", f"-Xmx{self.heap}", "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={LOG4J2}", f"-Dkafka.logs.dir={self.home}",
+                "-cp", cp, *args]
+
+    def prepare(self) -> None:
+        """Write server.properties and format KRaft storage once (a formatted log is kept)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        props = self.home / "server.properties"
+        props.write_text(self._properties())
+        if (self.data_dir / "meta.properties").exists():
+            return
+        cluster_id = (self.home / "cluster.id")
+        if not cluster_id.exists():
+            # A KRaft cluster id is a base64 UUID; generate it here instead of a JVM round trip.
+            import base64
+            cluster_id.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        subprocess.run(self._java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id.read_text(),
+                                      "-c", str(props)),
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def pid(self) -> int | None:
+        pid = procs.read_pid(self.pid_file)
+        return pid if procs.pid_alive(pid) else None
+
+    def healthy(self) -> bool:
+        return procs.port_open("127.0.0.1", self.port) and self._metadata_ok()
+
+    def _metadata_ok(self) -> bool:
+        # A broker that listens is not yet one that answers: ask for cluster metadata.
+        try:
+            from kafka import KafkaAdminClient
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+            try:
+                admin.describe_cluster()
+            finally:
+                admin.close()
+            return True
+        except Exception:
+            return False
+
+    def start(self, timeout: float = 90.0) -> bool:
+        """Start the broker if it is not running; return False if it already was."""
+        if self.pid():
+            if procs.port_open("127.0.0.1", self.port):
+                return False
+        if procs.port_open("127.0.0.1", self.port):
+            raise RuntimeError(f"port {self.port} is taken by another process")
+        if self.libs is None:
+            self.libs = fetch_jars()
+        self.prepare()
+        proc = procs.spawn(self._java_cmd("kafka.Kafka", str(self.home / "server.properties")),
+                           self.log_file, self.pid_file)
+        procs.wait_until(self.healthy, timeout, f"Kafka broker on {self.bootstrap}",
+                         interval=0.5, alive=lambda: proc.poll() is None, log=self.log_file)
+        return True
+
+    def stop(self, timeout: float = 60.0) -> None:
+        # SIGTERM makes Kafka flush and close its logs cleanly (no recovery on next start).
+        procs.terminate(self.pid(), timeout=timeout)
+        self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        import signal
+        procs.terminate(self.pid(), timeout=5, sig=signal.SIGKILL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pulse.config import Settings
+    s = Settings.from_env()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=["fetch", "start", "stop", "status"])
+    p.add_argument("--dir", type=Path, default=s.state_dir / "kafka")
+    p.add_argument("--port", type=int, default=int(s.kafka_bootstrap.rsplit(":", 1)[1]))
+    p.add_argument("--controller-port", type=int, default=s.kafka_controller_port)
+    a = p.parse_args(argv)
+    if a.action == "fetch":
+        print(fetch_jars(quiet=False))
+        return 0
+    broker = KafkaBroker(a.dir, a.port, a.controller_port)
+    if a.action == "start":
+        print("started" if broker.start() else "already running", broker.bootstrap)
+    elif a.action == "stop":
+        broker.stop()
+        print("stopped")
+    else:
+        ok = broker.healthy()
+        print(("healthy" if ok else "down"), broker.bootstrap)
+        return 0 if ok else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
