@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import IntEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 # Contract versions: MAJOR.MINOR. A reader accepts every MINOR of the MAJOR it knows.
 DOSSIER_CONTRACT = "dossier-status"
@@ -26,12 +26,33 @@ RATING_CONTRACT = "kiosk-rating"
 DOSSIER_CONTRACT_VERSION = "1.0"
 RATING_CONTRACT_VERSION = "1.0"
 SUPPORTED_MAJOR = {DOSSIER_CONTRACT: 1, RATING_CONTRACT: 1}
+# Largest accepted event, in bytes of UTF-8 JSON (the codec checks it before parsing).
+MAX_EVENT_BYTES = 64 * 1024
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,63}$"
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}$"
 VERSION_PATTERN = r"^[0-9]+\.[0-9]+$"
+# RFC 3339 date-time WITH an offset. Put in the published schema as a pattern because
+# JSON Schema validators treat "format": "date-time" as an annotation by default, and a
+# naive local time (no +07:00) is the commonest defect of unit systems' payloads.
+DATETIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})$"
+
+
+def version_pattern(contract: str) -> str:
+    """Versions a reader of this contract accepts: any MINOR of its MAJOR."""
+    return rf"^{SUPPORTED_MAJOR[contract]}\.[0-9]+$"
+
 
 Code = Annotated[str, Field(pattern=CODE_PATTERN, max_length=64)]
+_DT = {"pattern": DATETIME_PATTERN}  # json_schema_extra for every date-time field
+
+
+def _minor(version: str) -> tuple[int, int] | None:
+    try:
+        major, minor = version.split(".")
+        return int(major), int(minor)
+    except (ValueError, AttributeError):
+        return None
 
 
 class DossierStatus(IntEnum):
@@ -74,39 +95,66 @@ CRITERIA = ("overall", "access", "procedure", "officer", "time", "result", "feed
 
 class _Contract(BaseModel):
     # Unknown fields are rejected: a typo in a field name must not pass as "absent".
+    # The one exception is an event of a NEWER minor version than this reader's: its
+    # extra fields are the optional ones that minor added, so the reader drops them
+    # (schemas.codec does this with is_newer_minor and strip_unknown; COMPATIBILITY.md).
+    # Not strict here, so Python code may build events from plain ints and strings;
+    # schemas.codec validates bytes with strict=True ("5" is not 5, 1 is not true),
+    # exactly as the published JSON Schema says.
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    @field_validator("contract_version", check_fields=False)
+    # The contract version this reader implements; set by each contract class.
+    reader_version: ClassVar[str] = "1.0"
+    # Nested models, by field name, whose unknown fields a newer minor may also extend.
+    nested_models: ClassVar[dict[str, type[BaseModel]]] = {}
+
     @classmethod
-    def _known_major(cls, v: str) -> str:
-        major = int(v.split(".")[0])
-        expected = SUPPORTED_MAJOR[cls.contract_name()]
-        if major != expected:
-            raise ValueError(f"unsupported contract major version {major} (this reader knows {expected}.x)")
-        return v
+    def is_newer_minor(cls, version: object) -> bool:
+        """True for a version of this reader's MAJOR with a higher MINOR (e.g. 1.3 read by 1.0)."""
+        if version == cls.reader_version or type(version) is not str:
+            return False
+        theirs, ours = _minor(version), _minor(cls.reader_version)
+        return theirs is not None and theirs[0] == ours[0] and theirs[1] > ours[1]
 
     @classmethod
     def contract_name(cls) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
 
 
+def strip_unknown(model: type[BaseModel], data: dict) -> dict:
+    """Drop keys the model does not know, also inside its nested models (newer-minor events only)."""
+    known = model.model_fields
+    out = {k: v for k, v in data.items() if k in known}
+    for name, sub in getattr(model, "nested_models", {}).items():
+        value = out.get(name)
+        if isinstance(value, list):
+            out[name] = [strip_unknown(sub, x) if type(x) is dict else x for x in value]
+        elif type(value) is dict:
+            out[name] = strip_unknown(sub, value)
+    return out
+
+
 class SupplementRound(BaseModel):
     """One round of DanhSachHoSoBoSung: the unit asked for more documents."""
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    requested_at: AwareDatetime = Field(description="When the supplement was requested (NgayYeuCauBoSung)")
-    resumed_at: AwareDatetime | None = Field(None, description="When the citizen's documents arrived and processing resumed (NgayTiepNhanBoSung)")
-    old_promised_at: AwareDatetime | None = Field(None, description="Promised date before the round (NgayHenTraTruoc)")
-    new_promised_at: AwareDatetime | None = Field(None, description="Promised date after the round (NgayHenTraMoi)")
+    requested_at: AwareDatetime = Field(description="When the supplement was requested (NgayYeuCauBoSung)", json_schema_extra=_DT)
+    resumed_at: AwareDatetime | None = Field(None, description="When the citizen's documents arrived and processing resumed (NgayTiepNhanBoSung)", json_schema_extra=_DT)
+    old_promised_at: AwareDatetime | None = Field(None, description="Promised date before the round (NgayHenTraTruoc)", json_schema_extra=_DT)
+    new_promised_at: AwareDatetime | None = Field(None, description="Promised date after the round (NgayHenTraMoi)", json_schema_extra=_DT)
 
 
 class DossierEvent(_Contract):
     """A status change of one dossier, as a unit's one-stop system syncs it (contract dossier-status)."""
 
-    contract_version: str = Field(DOSSIER_CONTRACT_VERSION, pattern=VERSION_PATTERN, description="MAJOR.MINOR of the dossier-status contract")
+    reader_version: ClassVar[str] = DOSSIER_CONTRACT_VERSION
+    nested_models: ClassVar[dict[str, type[BaseModel]]] = {"supplements": SupplementRound}
+
+    contract_version: str = Field(DOSSIER_CONTRACT_VERSION, pattern=version_pattern(DOSSIER_CONTRACT),
+                                  description="MAJOR.MINOR of the dossier-status contract; readers accept any 1.x")
     event_id: str = Field(pattern=EVENT_ID_PATTERN, description="Unique id of this status change; the idempotency key")
-    event_time: AwareDatetime = Field(description="When the status changed (ThoiDiemXuLy), with its UTC offset (+07:00)")
-    ingest_time: AwareDatetime | None = Field(None, description="When motcua-pulse accepted the event; set by the front door")
+    event_time: AwareDatetime = Field(description="When the status changed (ThoiDiemXuLy), with its UTC offset (+07:00)", json_schema_extra=_DT)
+    ingest_time: AwareDatetime | None = Field(None, description="When motcua-pulse accepted the event; set by the front door", json_schema_extra=_DT)
     source_system: str = Field(min_length=1, max_length=64, description="Sending system, e.g. the IT centre's one-stop software instance")
 
     dossier_code: Code = Field(description="MaHoSo")
@@ -118,12 +166,12 @@ class DossierEvent(_Contract):
     handler: str | None = Field(None, max_length=128, description="NguoiXuLy")
     owner_type: int | None = Field(None, ge=1, le=9, description="LoaiDoiTuong: 1 citizen, 2 business, ...")
 
-    submitted_at: AwareDatetime | None = Field(None, description="NgayNopHoSo")
-    received_at: AwareDatetime | None = Field(None, description="NgayTiepNhan")
-    promised_at: AwareDatetime | None = Field(None, description="NgayHenTra: the promised return date currently in force")
-    finished_at: AwareDatetime | None = Field(None, description="NgayKetThucXuLy")
-    returned_at: AwareDatetime | None = Field(None, description="NgayTra")
-    refused_at: AwareDatetime | None = Field(None, description="NgayTuChoi")
+    submitted_at: AwareDatetime | None = Field(None, description="NgayNopHoSo", json_schema_extra=_DT)
+    received_at: AwareDatetime | None = Field(None, description="NgayTiepNhan", json_schema_extra=_DT)
+    promised_at: AwareDatetime | None = Field(None, description="NgayHenTra: the promised return date currently in force", json_schema_extra=_DT)
+    finished_at: AwareDatetime | None = Field(None, description="NgayKetThucXuLy", json_schema_extra=_DT)
+    returned_at: AwareDatetime | None = Field(None, description="NgayTra", json_schema_extra=_DT)
+    refused_at: AwareDatetime | None = Field(None, description="NgayTuChoi", json_schema_extra=_DT)
     supplements: tuple[SupplementRound, ...] = Field((), description="DanhSachHoSoBoSung")
 
     has_digitised_components: bool = Field(False, description="HoSoCoThanhPhanSoHoa")
@@ -139,10 +187,13 @@ class DossierEvent(_Contract):
 class KioskRating(_Contract):
     """A citizen's rating at a counter kiosk or tablet (contract kiosk-rating)."""
 
-    contract_version: str = Field(RATING_CONTRACT_VERSION, pattern=VERSION_PATTERN, description="MAJOR.MINOR of the kiosk-rating contract")
+    reader_version: ClassVar[str] = RATING_CONTRACT_VERSION
+
+    contract_version: str = Field(RATING_CONTRACT_VERSION, pattern=version_pattern(RATING_CONTRACT),
+                                  description="MAJOR.MINOR of the kiosk-rating contract; readers accept any 1.x")
     rating_id: str = Field(pattern=EVENT_ID_PATTERN, description="Unique id of the rating, made by the kiosk; the idempotency key")
-    event_time: AwareDatetime = Field(description="When the citizen rated, with its UTC offset (+07:00)")
-    ingest_time: AwareDatetime | None = Field(None, description="When motcua-pulse accepted the rating; set by the front door")
+    event_time: AwareDatetime = Field(description="When the citizen rated, with its UTC offset (+07:00)", json_schema_extra=_DT)
+    ingest_time: AwareDatetime | None = Field(None, description="When motcua-pulse accepted the rating; set by the front door", json_schema_extra=_DT)
     source_system: str = Field("kiosk", min_length=1, max_length=64, description="Kiosk vendor or system")
 
     kiosk_id: Code = Field(description="Kiosk or tablet id")
