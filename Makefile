@@ -1,0 +1,65 @@
+# motcua-pulse — local stack and tests. See README.md.
+#   make up      install what is missing, start every part, print where to look
+#   make test    install everything and run every test (unit, integration, browser)
+#   make down | make status | make bench | make install
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUPERSET_STAMP := .venv-superset/.installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: up down status test test-unit bench install install-system install-superset clean-state
+
+up: install
+	@$(PY) -m deploy.local.stack up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m deploy.local.stack down; else echo "nothing installed, nothing running"; fi
+
+status:
+	@$(PY) -m deploy.local.stack status
+
+test: install
+	@mkdir -p artifacts
+	$(PY) -m pytest -ra -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest -ra -p no:cacheprovider -m "not integration and not browser and not slow" $(PYTEST_ARGS)
+
+bench: install
+	@for b in bench/bench_*.py; do echo; echo "=== $$b"; $(PY) $$b || exit 1; done
+
+install: install-system $(STAMP) install-superset
+	@$(PY) -m deploy.local.kafka_broker fetch >/dev/null
+
+# System packages: Java 17 and Maven for the Kafka broker, Chromium for the board tests.
+install-system:
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3.11-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
+	@touch $(STAMP)
+
+install-superset: $(SUPERSET_STAMP)
+
+$(SUPERSET_STAMP): deploy/superset/requirements.lock
+	@test -x .venv-superset/bin/python || $(PYTHON) -m venv .venv-superset
+	@.venv-superset/bin/python -m pip install -q --upgrade pip
+	.venv-superset/bin/python -m pip install -q -r deploy/superset/requirements.lock
+	@touch $(SUPERSET_STAMP)
+
+clean-state: down
+	rm -rf .state
