@@ -35,12 +35,11 @@ bench: install
 install: install-system $(STAMP) install-superset
 	@$(PY) -m deploy.local.kafka_broker fetch >/dev/null
 
-# System packages: Java 17 and Maven for the Kafka broker, Chromium for the board tests.
+# System packages: Java 17 and Maven for the Kafka broker (Chromium: deploy/superset/install.sh).
 install-system:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3.11-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
@@ -55,10 +54,9 @@ $(STAMP): pyproject.toml requirements.lock
 
 install-superset: $(SUPERSET_STAMP)
 
-$(SUPERSET_STAMP): deploy/superset/requirements.lock
-	@test -x .venv-superset/bin/python || $(PYTHON) -m venv .venv-superset
-	@.venv-superset/bin/python -m pip install -q --upgrade pip
-	.venv-superset/bin/python -m pip install -q -r deploy/superset/requirements.lock
+# Superset's own venv (its pins conflict with the pipeline's) and Debian's Chromium.
+$(SUPERSET_STAMP): deploy/superset/requirements.lock deploy/superset/install.sh
+	@PYTHON=$(PYTHON) bash deploy/superset/install.sh
 	@touch $(SUPERSET_STAMP)
 
 clean-state: down

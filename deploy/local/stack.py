@@ -9,7 +9,6 @@ restarted from its kept data), ``down`` stops everything cleanly and keeps the d
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -187,11 +186,10 @@ class Stack:
 
     def _print_where_to_look(self) -> None:
         s = self.s
-        creds = self.s.state_dir / "superset" / "admin.json"
-        user, pw = s.superset_admin_user, s.superset_admin_password or "(see below)"
-        if creds.exists():
-            d = json.loads(creds.read_text())
-            user, pw = d.get("username", user), d.get("password", pw)
+        # Local mode generates the admin password once (no fixed default) and keeps it here.
+        stored = self.s.state_dir / "superset" / "admin_password"
+        user = s.superset_admin_user
+        pw = s.superset_admin_password or (stored.read_text().strip() if stored.exists() else "(not set)")
         print(f"""
   Boards (Superset)   http://127.0.0.1:{s.superset_port}/dashboard/list/   user {user}  password {pw}
   Kiosk API           http://{s.api_host}:{s.api_port}/docs   (OpenAPI: /openapi.json)
