@@ -1,0 +1,344 @@
+"""The fast per-event path: the suite JSON files interpreted in plain Python.
+
+Great Expectations costs tens of milliseconds per validation, so the worker does not run
+it per event. ``Checker`` reads the SAME suite files (``expectations/suites/*.json``,
+placeholders resolved from reference data and settings by ``suite_io.load_suite``) and
+evaluates each expectation on one flattened row. Only the expectation types and kwargs
+listed in ``SUPPORTED`` are understood; anything else in a suite is an error when the
+checker is built, so a rule can never be silently skipped on the hot path.
+``tests/test_expectations.py`` checks that checker and GX agree event by event.
+
+Verdicts
+- Contract failures (bytes, JSON, shape) come from ``schemas.codec`` as rule
+  ``contract.<reason_code>`` (``contract.invalid_utf8``, ``contract.invalid_json``,
+  ``contract.oversize``, ``contract.missing_field``, ``contract.unknown_field``,
+  ``contract.wrong_type`` ...). When the payload is still a JSON object, the data rules are
+  also evaluated on it (leniently flattened), so a dead letter names e.g. both
+  ``contract.not_in_set`` and ``dossier.status_known``.
+- Data-rule failures carry the expectation's ``meta.rule`` (``dossier.unit_known`` ...).
+- ``ok`` is True only with no failure; ``event`` is the decoded model whenever the
+  contract held (also when a data rule failed), ``row`` the flattened row (for GX).
+
+Lifecycle (decision): an illegal status transition (``rules.lifecycle``) is a FLAG, rule
+``lifecycle.illegal_transition``, not a rejection. The event is a fact the unit system
+recorded; transitions look illegal when a system skips steps or events arrive out of
+order, and ``rules.lifecycle.fold`` already decides what such an event does to the state.
+The worker calls ``check_transition(prev, new)`` with the status it holds and records the
+flag (metrics/alerts); it does not dead-letter the event.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from schemas.codec import decode_dossier, decode_rating
+from schemas.contracts import MAX_EVENT_BYTES
+from schemas.errors import OVERSIZE, ContractError
+
+from .flatten import flatten_dossier, flatten_rating
+from .suite_io import DOSSIER_SUITE, RATING_SUITE, SuiteError, load_suite
+
+CONTRACT_PREFIX = "contract."
+LIFECYCLE_ILLEGAL = "lifecycle.illegal_transition"
+
+# expectation type -> kwargs the checker understands (beyond "column"/"column_A"/"column_B")
+_COMMON = {"row_condition", "condition_parser", "mostly", "result_format", "catch_exceptions", "meta"}
+SUPPORTED: dict[str, set[str]] = {
+    "expect_column_values_to_not_be_null": {"column"},
+    "expect_column_values_to_match_regex": {"column", "regex"},
+    "expect_column_values_to_be_in_set": {"column", "value_set"},
+    "expect_column_values_to_be_between": {"column", "min_value", "max_value", "strict_min", "strict_max"},
+    "expect_column_pair_values_a_to_be_greater_than_b": {"column_A", "column_B", "or_equal", "ignore_row_if"},
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    rule: str
+    message: str
+    column: str | None = None
+
+    @property
+    def is_contract(self) -> bool:
+        return self.rule.startswith(CONTRACT_PREFIX)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    event: Any | None                      # DossierEvent / KioskRating when the contract held
+    failures: list[Failure] = field(default_factory=list)
+    row: dict | None = None                # flattened row (contract-valid events only)
+
+    @property
+    def rules(self) -> list[str]:
+        return [f.rule for f in self.failures]
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f.message for f in self.failures]
+
+    @property
+    def contract_ok(self) -> bool:
+        return self.event is not None
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _short(v: Any, limit: int = 80) -> str:
+    s = repr(v.isoformat() if isinstance(v, datetime) else v)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+# --- row conditions (the subset of GX's pandas parser the suites use) -------------------
+
+_COND = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|>=|<=|>|<|not in|in)\s*(.+?)\s*$")
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+    ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b,
+    "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
+}
+
+
+def _row_condition(kwargs: dict) -> Callable[[dict], bool] | None:
+    cond = kwargs.get("row_condition")
+    if cond is None:
+        return None
+    if isinstance(cond, dict):  # GX's serialised form
+        if cond.get("type") != "pass_through":
+            raise SuiteError(f"unsupported row_condition {cond!r}")
+        cond = cond["pass_through_filter"]
+    if kwargs.get("condition_parser") not in (None, "pandas"):
+        raise SuiteError(f"unsupported condition_parser {kwargs.get('condition_parser')!r}")
+    m = _COND.match(cond)
+    if not m:
+        raise SuiteError(f"unsupported row_condition {cond!r} (supported: <column> <op> <literal>)")
+    col, op, lit = m.groups()
+    try:
+        value = ast.literal_eval(lit)
+    except (ValueError, SyntaxError) as e:
+        raise SuiteError(f"row_condition {cond!r}: literal {lit!r} not understood") from e
+    if op in ("in", "not in"):
+        value = set(value)
+    fn = _OPS[op]
+
+    def applies(row: dict) -> bool:
+        v = row.get(col)
+        if _missing(v):
+            return False  # DataFrame.query: NaN compares False
+        try:
+            return bool(fn(v, value))
+        except TypeError:
+            return False
+    return applies
+
+
+# --- compiled expectations ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: str
+    type: str
+    column: str | None
+    check: Callable[[dict], str | None]     # row -> failure message or None
+
+
+def _compile(exp: dict) -> CompiledRule:
+    etype, kw, meta = exp.get("type"), dict(exp.get("kwargs") or {}), exp.get("meta") or {}
+    rule = meta.get("rule")
+    if etype not in SUPPORTED:
+        raise SuiteError(f"rule {rule}: expectation type {etype!r} is not supported by the per-event checker "
+                         f"(supported: {sorted(SUPPORTED)})")
+    unknown = set(kw) - SUPPORTED[etype] - _COMMON
+    if unknown:
+        raise SuiteError(f"rule {rule}: unsupported kwargs {sorted(unknown)} for {etype}")
+    if kw.get("mostly", 1) != 1:
+        raise SuiteError(f"rule {rule}: 'mostly' < 1 has no per-event meaning")
+    applies = _row_condition(kw)
+
+    if etype == "expect_column_pair_values_a_to_be_greater_than_b":
+        a, b = kw["column_A"], kw["column_B"]
+        or_equal = bool(kw.get("or_equal"))
+        ignore = kw.get("ignore_row_if", "both_values_are_missing")
+        if ignore not in ("both_values_are_missing", "either_value_is_missing", "neither"):
+            raise SuiteError(f"rule {rule}: ignore_row_if {ignore!r}")
+        rel = ">=" if or_equal else ">"
+
+        def check(row: dict) -> str | None:
+            va, vb = row.get(a), row.get(b)
+            ma, mb = _missing(va), _missing(vb)
+            if (ignore == "either_value_is_missing" and (ma or mb)) or (ignore == "both_values_are_missing" and ma and mb):
+                return None
+            try:
+                good = (not ma and not mb) and (va >= vb if or_equal else va > vb)
+            except TypeError:
+                good = False
+            return None if good else f"{a}={_short(va)} is not {rel} {b}={_short(vb)}"
+        column = f"{a},{b}"
+    else:
+        col = kw["column"]
+        column = col
+        if etype == "expect_column_values_to_not_be_null":
+            def check(row: dict) -> str | None:
+                return f"{col} is missing" if _missing(row.get(col)) else None
+        elif etype == "expect_column_values_to_match_regex":
+            rx = re.compile(kw["regex"])
+
+            def check(row: dict) -> str | None:
+                v = row.get(col)
+                if _missing(v):
+                    return None
+                if isinstance(v, str) and rx.search(v):
+                    return None
+                return f"{col}={_short(v)} does not match {kw['regex']}"
+        elif etype == "expect_column_values_to_be_in_set":
+            vs = kw["value_set"]
+            if not isinstance(vs, (list, tuple, set, frozenset)):
+                raise SuiteError(f"rule {rule}: value_set must be a list (placeholder unresolved?)")
+            values = frozenset(vs)
+            try:
+                ordered = sorted(values)
+            except TypeError:
+                ordered = sorted(values, key=str)
+            shown = ordered if len(values) <= 12 else f"{len(values)} known values"
+
+            def check(row: dict) -> str | None:
+                v = row.get(col)
+                if _missing(v):
+                    return None
+                try:
+                    if type(v) is not bool and v in values:
+                        return None
+                except TypeError:  # unhashable (a JSON list/object where a code belongs)
+                    pass
+                return f"{col}={_short(v)} not in {shown}"
+        else:  # expect_column_values_to_be_between
+            lo, hi = kw.get("min_value"), kw.get("max_value")
+            smin, smax = bool(kw.get("strict_min")), bool(kw.get("strict_max"))
+            if lo is None and hi is None:
+                raise SuiteError(f"rule {rule}: between needs min_value or max_value")
+            for bound in (lo, hi):
+                if bound is not None and not isinstance(bound, (int, float)):
+                    raise SuiteError(f"rule {rule}: bound {bound!r} is not a number (placeholder unresolved?)")
+
+            def check(row: dict) -> str | None:
+                v = row.get(col)
+                if _missing(v):
+                    return None
+                try:
+                    if type(v) is bool or not isinstance(v, (int, float)):
+                        raise TypeError
+                    if lo is not None and (v <= lo if smin else v < lo):
+                        return f"{col}={_short(v)} below {'>' if smin else '>='} {lo}"
+                    if hi is not None and (v >= hi if smax else v > hi):
+                        return f"{col}={_short(v)} above {'<' if smax else '<='} {hi}"
+                    return None
+                except TypeError:
+                    return f"{col}={_short(v)} is not a number"
+
+    if applies is not None:
+        inner = check
+
+        def check(row: dict, _inner=inner) -> str | None:  # type: ignore[no-redef]
+            return _inner(row) if applies(row) else None
+    return CompiledRule(rule=rule, type=etype, column=column, check=check)
+
+
+class CompiledSuite:
+    def __init__(self, suite: dict):
+        self.name = suite["name"]
+        self.rules = [_compile(e) for e in suite.get("expectations", [])]
+
+    def failures(self, row: dict) -> list[Failure]:
+        out = []
+        for r in self.rules:
+            msg = r.check(row)
+            if msg is not None:
+                out.append(Failure(r.rule, msg, r.column))
+        return out
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(timezone.utc)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now
+
+
+def _lenient_object(raw: bytes) -> dict | None:
+    try:
+        obj = json.loads(bytes(raw).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+class Checker:
+    """Per-event validation with the suites' rules. Build once; thread-safe (no mutable state)."""
+
+    def __init__(self, dossier_suite: dict, rating_suite: dict, max_event_bytes: int = MAX_EVENT_BYTES):
+        self.dossier = CompiledSuite(dossier_suite)
+        self.rating = CompiledSuite(rating_suite)
+        self.max_event_bytes = int(max_event_bytes)
+
+    @classmethod
+    def from_suites(cls, reference: Any, settings: Any, max_event_bytes: int | None = None) -> "Checker":
+        """Load both suite files, resolve placeholders, compile. Unsupported types -> SuiteError.
+
+        ``max_event_bytes``: payloads above it fail ``contract.oversize``; default
+        ``settings.max_event_bytes`` if the Settings have it, else schemas.contracts'
+        MAX_EVENT_BYTES (which the codec enforces anyway, so larger values do not help).
+        """
+        if max_event_bytes is None:
+            max_event_bytes = getattr(settings, "max_event_bytes", MAX_EVENT_BYTES)
+        return cls(load_suite(DOSSIER_SUITE, reference, settings),
+                   load_suite(RATING_SUITE, reference, settings), max_event_bytes)
+
+    # --- public API ---
+    def check_dossier(self, raw: bytes, now: datetime | None = None) -> Verdict:
+        return self._check(raw, _now(now), decode_dossier, flatten_dossier, self.dossier)
+
+    def check_rating(self, raw: bytes, now: datetime | None = None) -> Verdict:
+        return self._check(raw, _now(now), decode_rating, flatten_rating, self.rating)
+
+    def check_dossier_row(self, row: dict) -> list[Failure]:
+        return self.dossier.failures(row)
+
+    def check_rating_row(self, row: dict) -> list[Failure]:
+        return self.rating.failures(row)
+
+    @staticmethod
+    def check_transition(prev_status: int | None, new_status: int) -> Failure | None:
+        """A flag (not a rejection) when a dossier moves from prev_status to new_status illegally."""
+        from rules.lifecycle import is_legal_transition
+        if is_legal_transition(prev_status, new_status):
+            return None
+        return Failure(LIFECYCLE_ILLEGAL, f"status {prev_status} -> {int(new_status)} is not a legal transition", "status")
+
+    # --- internals ---
+    def _check(self, raw, now, decode, flatten, suite: CompiledSuite) -> Verdict:
+        if len(raw) > self.max_event_bytes:
+            return Verdict(False, None, [Failure(CONTRACT_PREFIX + OVERSIZE, f"{len(raw)} bytes > {self.max_event_bytes}")])
+        try:
+            event = decode(raw)
+        except ContractError as e:
+            failures = [Failure(CONTRACT_PREFIX + e.reason_code, e.message, e.field)]
+            if e.reason_code != OVERSIZE:
+                obj = _lenient_object(raw)
+                if obj is not None:
+                    try:
+                        failures += suite.failures(flatten(obj, now))
+                    except Exception:  # best effort only: the contract failure is the verdict
+                        pass
+            return Verdict(False, None, failures)
+        row = flatten(event, now)
+        failures = suite.failures(row)
+        return Verdict(not failures, event, failures, row)
