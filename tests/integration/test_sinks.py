@@ -1,0 +1,469 @@
+"""ClickHouse schema and sink, through the local chDB HTTP endpoint (no mocks).
+
+1. migrations: re-running changes nothing; a modified applied migration is an error;
+   the cluster rendering uses ReplicatedMergeTree + Distributed.
+2. outage (slow): the endpoint is killed for 60 s under a continuous load; after it comes
+   back on the same port and data directory nothing is lost and nothing duplicated.
+3. board views: every view equals the same numbers computed in Python from the raw rows.
+"""
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pulse.config import Settings
+from sinks.client import get_client
+from sinks.migrate import (MIGRATIONS_TABLE, Migration, MigrationError, Target, load_migrations, migrate,
+                           migrate_settings, render_all)
+from sinks.reference import _default_calendar, calendar_rows, load_reference_tables
+from sinks.rows import (DEAD_LETTER_COLUMNS, DOSSIER_EVENT_COLUMNS, DOSSIER_STATE_COLUMNS,
+                        PIPELINE_METRIC_COLUMNS, RATING_COLUMNS, SINK_KEYS, dead_letter_row)
+from sinks.writer import ClickHouseSink
+
+pytestmark = pytest.mark.integration
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def _settings_for(url: str, database: str) -> Settings:
+    return Settings().with_(clickhouse_url=f"{url.rstrip('/')}/{database}")
+
+
+@pytest.fixture(scope="module")
+def ch_settings(clickhouse_endpoint):
+    s = _settings_for(clickhouse_endpoint.url, f"motcua_sinks_{uuid.uuid4().hex[:8]}")
+    migrate_settings(s, log=None)
+    return s
+
+
+@pytest.fixture(scope="module")
+def client(ch_settings):
+    c = get_client(ch_settings)
+    yield c
+    c.close()
+
+
+# --------------------------------------------------------------------------- 1. migrations
+
+def _schema_snapshot(client, db):
+    tables = client.query(
+        "SELECT name, engine, create_table_query, metadata_modification_time FROM system.tables "
+        "WHERE database = {db:String} ORDER BY name", parameters={"db": db}).result_rows
+    migrations = client.query(f"SELECT version, checksum, applied_at FROM {db}.{MIGRATIONS_TABLE} ORDER BY version").result_rows
+    return tables, migrations
+
+
+def test_migrations_rerun_changes_nothing(ch_settings, client):
+    db = client.database
+    before = _schema_snapshot(client, db)
+    names = {r[0] for r in before[0]}
+    for t in ("dossier_events", "ratings", "dossier_state", "dead_letters", "dq_results", "alerts",
+              "pipeline_metrics", "ref_units", "ref_procedures", "ref_fields", "ref_calendar",
+              "v_dossier_daily", "v_unit_scoreboard", "v_province_now", "v_overdue_now", "v_ratings_daily",
+              "v_rating_criteria", "v_silent_kiosks", "v_dead_letters_by_reason", "v_freshness"):
+        assert t in names, t
+    assert [v for v, *_ in before[1]] == [m.version for m in load_migrations()]
+
+    assert migrate_settings(ch_settings, log=None) == []
+    time.sleep(1.1)  # a re-created table would show a later metadata_modification_time
+    assert migrate_settings(ch_settings, log=None) == []
+    assert _schema_snapshot(client, db) == before
+
+
+def test_modified_applied_migration_is_an_error(ch_settings, client):
+    ms = load_migrations()
+    tampered = [Migration(m.version, m.name, m.source + ("\n-- edited\n" if m.version == 1 else "")) for m in ms]
+    with pytest.raises(MigrationError, match="modified"):
+        migrate(client, Target(client.database), migrations=tampered, log=None)
+
+
+def test_cluster_variant_renders_replicated_and_distributed():
+    sql = render_all(Target("motcua", cluster="pulse"))
+    assert "{{" not in sql and "}}" not in sql
+    for t in ("dossier_events", "ratings", "dossier_state", "dead_letters", "dq_results", "alerts", "pipeline_metrics"):
+        assert f"CREATE TABLE IF NOT EXISTS motcua.{t}_local ON CLUSTER 'pulse'" in sql
+        assert f"ENGINE = Distributed('pulse', 'motcua', '{t}_local'," in sql
+    assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', version)" in sql
+    assert "ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/{table}', '{replica}', version, is_deleted)" in sql
+    assert "CREATE VIEW IF NOT EXISTS motcua.v_unit_scoreboard ON CLUSTER 'pulse'" in sql
+    single = render_all(Target("motcua"))
+    assert "Replicated" not in single and "Distributed" not in single and "ON CLUSTER" not in single
+    assert "ENGINE = ReplacingMergeTree(version)" in single
+
+
+# ------------------------------------------------------------------------------ 2. outage
+
+def _event_row(i: int, now: datetime) -> list:
+    t = now - timedelta(seconds=i % 86400)
+    return [f"ev-outage-{i:010d}", t, now, "test", "1.0", f"D{i // 3:09d}", "1.001193", "TP-HT",
+            f"U{i % 37:03d}", 1 + i % 3, 1 + i % 10, None, None, None, None, None, None, None, None,
+            [], bool(i % 2), False, 0, False, "motcua.dossier-status", i % 6, i]
+
+
+@pytest.mark.slow
+def test_outage_60s_loses_nothing_duplicates_nothing(tmp_path):
+    from tests.support.endpoint import start_endpoint
+
+    path = tmp_path / "chdb"
+    ep = start_endpoint(path)
+    port = ep.port
+    s = _settings_for(ep.url, "motcua")
+    try:
+        migrate_settings(s, log=None)
+        sink = ClickHouseSink(lambda: get_client(s), "dossier_events", DOSSIER_EVENT_COLUMNS,
+                              key_columns=SINK_KEYS["dossier_events"], max_rows=2000, max_seconds=0.3,
+                              max_buffer_rows=20_000, retry_initial_s=0.1, retry_max_s=2.0)
+        sent = 0
+        stop = threading.Event()
+        now = datetime.now(VN)
+        max_pending = 0
+
+        def producer():
+            nonlocal sent, max_pending
+            i = 0
+            while not stop.is_set():
+                batch = [_event_row(j, now) for j in range(i, i + 250)]
+                sink.write(batch)
+                i += 250
+                sent = i
+                max_pending = max(max_pending, sink.pending)
+                time.sleep(0.05)  # ~5,000 rows/s offered
+
+        th = threading.Thread(target=producer, daemon=True)
+        th.start()
+        time.sleep(5)
+        ep.kill()
+        outage_start = time.monotonic()
+        time.sleep(60)
+        sent_during_outage = sent
+        ep = start_endpoint(path, port=port)
+        time.sleep(5)
+        stop.set()
+        th.join(60)
+        assert not th.is_alive()
+        sink.flush(timeout=120)
+        outage = time.monotonic() - outage_start
+        sink.close()
+
+        assert max_pending <= 20_000, "the buffer must stay bounded"
+        assert sink.stats.blocked_s > 30, "the producer must have been held back during the outage"
+        assert sink.stats.retries > 0
+        assert sent > sent_during_outage > 0
+        c = get_client(s)
+        try:
+            n_distinct = c.query("SELECT uniqExact(event_id) FROM dossier_events").result_rows[0][0]
+            n_final = c.query("SELECT count() FROM dossier_events FINAL").result_rows[0][0]
+            lo, hi = c.query("SELECT min(kafka_offset), max(kafka_offset) FROM dossier_events").result_rows[0]
+        finally:
+            c.close()
+        assert n_distinct == sent, (n_distinct, sent)
+        assert n_final == sent, (n_final, sent)
+        assert (lo, hi) == (0, sent - 1)
+        print(f"outage {outage:.0f}s: sent {sent} rows, stats {sink.stats}")
+    finally:
+        ep.stop()
+
+
+# -------------------------------------------------------------------------- 3. board views
+
+RESOLVED = ("early", "on_time", "late")
+
+
+def _vn(dt: datetime) -> date:
+    return dt.astimezone(VN).date()
+
+
+def _build_dataset(units, fields, procedures, now: datetime, rng: random.Random):
+    """Dossier state versions (several per dossier, shuffled), ratings (with duplicates),
+    dead letters (with redrives), pipeline metrics."""
+    state_rows, final = [], {}
+    for n in range(700):
+        code = f"DS-{n:06d}"
+        unit = rng.choice(units)
+        proc = rng.choice(procedures)
+        field = proc[2]
+        channel = rng.choice([1, 1, 2, 2, 3])
+        received = now - timedelta(days=rng.uniform(0, 55), minutes=rng.randint(0, 600))
+        if n % 25 == 0:
+            received = now - timedelta(minutes=rng.randint(10, 300))  # today
+        promised = received + timedelta(days=rng.choice([1, 3, 5, 10, 20]), hours=rng.randint(0, 8))
+        digit, paid, vneid, eres = (rng.random() < 0.6, rng.random() < 0.3, rng.random() < 0.4, rng.random() < 0.5)
+        n_versions = rng.randint(1, 3)
+        closed = rng.random() < 0.7 and received < now - timedelta(hours=3)
+        if n % 3 == 0:
+            # keep some promised dates safely away from "now"
+            if abs((promised - now).total_seconds()) < 3 * 3600:
+                promised += timedelta(hours=6)
+        versions = []
+        for v in range(1, n_versions + 1):
+            last = v == n_versions
+            is_open = not (closed and last)
+            outcome, closed_at, rwd, status = "", None, None, 4
+            if not is_open:
+                outcome = rng.choice(["early", "early", "on_time", "late", "withdrawn", "refused", "stopped"])
+                closed_at = received + (now - received) * rng.uniform(0.1, 0.95)
+                rwd = round(rng.uniform(0.2, 12.0), 2)
+                status = 10 if outcome in RESOLVED else {"withdrawn": 7, "refused": 3, "stopped": 8}[outcome]
+            last_ev = closed_at or (received + (now - received) * (v / (n_versions + 1)))
+            row = {
+                "dossier_code": code, "unit_code": unit, "procedure_code": proc[0], "procedure_field": field,
+                "channel": channel, "status": status, "submitted_at": received - timedelta(minutes=5),
+                "received_at": received, "promised_at": promised,
+                "finished_at": closed_at if outcome in RESOLVED else None, "returned_at": None,
+                "refused_at": closed_at if outcome == "refused" else None, "closed_at": closed_at,
+                "supplement_rounds": 0, "supplement_wait_working_days": 0.0, "outcome": outcome,
+                "resolution_working_days": rwd, "is_open": is_open, "overdue": False,
+                "digitised": digit, "paid_online": paid, "vneid": vneid, "electronic_result": eres,
+                "first_event_time": received - timedelta(minutes=5), "last_event_time": last_ev,
+                "version": v, "updated_at": now,
+            }
+            versions.append(row)
+        final[code] = versions[-1]
+        state_rows.extend(versions)
+        if rng.random() < 0.2:
+            state_rows.append(dict(versions[-1]))  # an exact replay of the last version
+    rng.shuffle(state_rows)
+
+    ratings, rating_final = [], {}
+    kiosks = [(f"KIOSK-{k:03d}", rng.choice(units)) for k in range(25)]
+    for n in range(1500):
+        kiosk, unit = rng.choice(kiosks)
+        t = now - timedelta(days=rng.uniform(0, 40), minutes=rng.randint(1, 60))
+        level = rng.choice([1, 2, 3, 4, 4, 5, 5, 5])
+        crit = {c: rng.randint(1, 5) for c in rng.sample(["officer", "time", "procedure", "overall"], rng.randint(0, 3))}
+        row = {"rating_id": f"RT-{n:07d}", "event_time": t, "ingest_time": now, "source_system": "kiosk",
+               "contract_version": "1.0", "kiosk_id": kiosk, "unit_code": unit, "counter_id": None,
+               "officer_id": rng.choice([None, "can-bo-1", "can-bo-2"]), "dossier_code": None,
+               "procedure_code": None, "level": level, "scale": 5, "criteria": crit, "comment": None,
+               "kafka_topic": "motcua.kiosk-rating", "kafka_partition": 0, "kafka_offset": n}
+        ratings.append(row)
+        rating_final[row["rating_id"]] = row
+        if rng.random() < 0.1:
+            ratings.append(dict(row))
+    rng.shuffle(ratings)
+
+    dead, dead_final = [], {}
+    for n in range(200):
+        raw = bytes([0xff, 0xfe]) + f'{{"n": {n}}}'.encode() if n % 7 == 0 else f'{{"n": {n}}}'.encode()
+        rules = rng.sample(["contract.required", "contract.pattern", "dq.unknown_unit", "dq.future_time"], rng.randint(0, 2))
+        received_at = now - timedelta(days=rng.uniform(0, 10))
+        row = dead_letter_row(topic="motcua.dossier-status", partition=n % 3, offset=n, raw=raw, rules=rules,
+                              reasons=[f"reason {r}" for r in rules], kind=rng.choice(["dossier", "rating", "unknown"]),
+                              source_system=rng.choice(["mc-a", "mc-b"]), received_at=received_at)
+        dead.append(row)
+        key = (row[1], row[2], row[3])
+        dead_final[key] = row
+        if n % 5 == 0:
+            redriven = dead_letter_row(topic="motcua.dossier-status", partition=n % 3, offset=n, raw=raw, rules=rules,
+                                       reasons=[f"reason {r}" for r in rules], kind=row[5], source_system=row[4],
+                                       received_at=received_at, redriven_at=now - timedelta(minutes=5))
+            dead.append(redriven)
+            dead_final[key] = redriven
+        if n % 9 == 0:
+            dead.append(list(row))  # replay of the original (older updated_at loses if redriven)
+    metrics = []
+    for p in range(3):
+        for k in range(5):
+            ts = now - timedelta(minutes=10 - k)
+            metrics.append([ts, f"w{k}", "motcua-pulse", "motcua.dossier-status", p, 100 * k, 100 * k + p,
+                            p * 10 + k, 1000 * k + p, 50.0 + k])
+    return state_rows, final, ratings, rating_final, dead, dead_final, metrics
+
+
+def _insert_in_chunks(client, table, columns, rows, rng, chunks=5):
+    data = [[r[c] for c in columns] if isinstance(r, dict) else r for r in rows]
+    step = max(1, len(data) // chunks + 1)
+    for i in range(0, len(data), step):
+        client.insert(table, data[i:i + step], column_names=columns)
+
+
+def _approx(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(float(a) - float(b)) < 1e-6
+
+
+def _rank(values: dict) -> dict:
+    """SQL rank() with NULLs last, descending."""
+    order = sorted(values, key=lambda k: (values[k] is None, -(values[k] or 0)))
+    ranks, prev, r = {}, object(), 0
+    for i, k in enumerate(order):
+        key = (values[k] is None, values[k])
+        if key != prev:
+            r, prev = i + 1, key
+        ranks[k] = r
+    return ranks
+
+
+def test_board_views_equal_plain_computation(client):
+    from schemas.reference import load_reference
+
+    ref = load_reference()
+    assert sum(load_reference_tables(client, ref).values()) > 0
+    assert load_reference_tables(client, ref) == {"ref_units": 0, "ref_procedures": 0, "ref_fields": 0, "ref_calendar": 0}
+
+    rng = random.Random(766)
+    now = client.query("SELECT now64(3, 'Asia/Ho_Chi_Minh')").result_rows[0][0]
+    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    units = sorted(u.code for u in ref.units.values())[:12]
+    procedures = [(p.code, p.name, p.field_code) for p in list(ref.procedures.values())[:15]]
+    state_rows, final, ratings, rating_final, dead, dead_final, metrics = _build_dataset(
+        units, ref.fields, procedures, now, rng)
+    _insert_in_chunks(client, "dossier_state", DOSSIER_STATE_COLUMNS, state_rows, rng)
+    _insert_in_chunks(client, "ratings", RATING_COLUMNS, ratings, rng)
+    _insert_in_chunks(client, "dead_letters", DEAD_LETTER_COLUMNS, dead, rng)
+    client.insert("pipeline_metrics", metrics, column_names=PIPELINE_METRIC_COLUMNS)
+
+    today, month, now_srv = client.query(
+        "SELECT toDate(now(), 'Asia/Ho_Chi_Minh'), toStartOfMonth(toDate(now(), 'Asia/Ho_Chi_Minh')), now()").result_rows[0]
+    now_srv = now_srv if now_srv.tzinfo else now_srv.replace(tzinfo=timezone.utc)
+    unit_name = {u.code: u.name for u in ref.units.values()}
+    unit_kind = {u.code: u.kind for u in ref.units.values()}
+    field_name = {f.code: f.name for f in ref.fields.values()}
+    proc_name = {p.code: p.name for p in ref.procedures.values()}
+
+    def recv_day(r):
+        return _vn(r["received_at"])
+
+    def close_day(r):
+        return _vn(r["closed_at"])
+
+    # ---- v_dossier_daily
+    exp = defaultdict(Counter)
+    for r in final.values():
+        k = (recv_day(r), r["unit_code"], r["procedure_field"], r["channel"])
+        c = exp[k]
+        c["received"] += 1
+        c["in_progress"] += r["is_open"]
+        c["online"] += r["channel"] == 2
+        c["digitised"] += r["digitised"]
+        c["paid_online"] += r["paid_online"]
+        c["vneid"] += r["vneid"]
+        if not r["is_open"]:
+            k2 = (close_day(r), r["unit_code"], r["procedure_field"], r["channel"])
+            c2 = exp[k2]
+            o = r["outcome"]
+            c2["resolved"] += o in RESOLVED
+            c2["resolved_" + o] += o in RESOLVED
+            c2[o] += o in ("withdrawn", "refused", "stopped")
+            c2["electronic_result"] += r["electronic_result"]
+            c2["sum_rwd"] += r["resolution_working_days"] if o in RESOLVED else 0
+            c2["_touch"] += 0
+    cols = ["received", "resolved", "resolved_early", "resolved_on_time", "resolved_late", "withdrawn", "refused",
+            "stopped", "in_progress", "online", "digitised", "paid_online", "vneid", "electronic_result"]
+    got = client.query(f"SELECT day, unit_code, unit_name, unit_kind, procedure_field, field_name, channel, "
+                       f"{', '.join(cols)}, sum_resolution_working_days FROM v_dossier_daily").result_rows
+    assert len(got) == len(exp)
+    for row in got:
+        day, unit, uname, ukind, field, fname, channel = row[:7]
+        e = exp[(day, unit, field, channel)]
+        assert uname == unit_name[unit] and ukind == unit_kind[unit] and fname == field_name[field]
+        assert list(row[7:7 + len(cols)]) == [e[c] for c in cols], (day, unit, field, channel)
+        assert abs(row[-1] - e["sum_rwd"]) < 1e-3
+    assert sum(r[7] for r in got) == len(final)  # every dossier received exactly once
+
+    # ---- scoreboard / province
+    per_unit = defaultdict(Counter)
+    for r in final.values():
+        u = per_unit[r["unit_code"]]
+        in_month = recv_day(r) >= month
+        u["received"] += in_month
+        u["online"] += in_month and r["channel"] == 2
+        u["digitised"] += in_month and r["digitised"]
+        u["in_progress"] += r["is_open"]
+        u["overdue_now"] += r["is_open"] and r["promised_at"] < now_srv
+        if not r["is_open"] and close_day(r) >= month and r["outcome"] in RESOLVED:
+            u["resolved"] += 1
+            u["in_time"] += r["outcome"] in ("early", "on_time")
+    for r in rating_final.values():
+        if _vn(r["event_time"]) >= month:
+            per_unit[r["unit_code"]]["ratings"] += 1
+            per_unit[r["unit_code"]]["satisfied"] += r["level"] >= 4
+    share = lambda a, b: a / b if b else None  # noqa: E731
+    on_time = {k: share(v["in_time"], v["resolved"]) for k, v in per_unit.items()}
+    sat = {k: share(v["satisfied"], v["ratings"]) for k, v in per_unit.items()}
+    r_on, r_sat = _rank(on_time), _rank(sat)
+    got = client.query("SELECT unit_code, unit_name, received, resolved, on_time_share, satisfaction_share, overdue_now, "
+                       "in_progress, online_share, digitised_share, rank_on_time, rank_satisfaction FROM v_unit_scoreboard").result_rows
+    assert {g[0] for g in got} == set(per_unit)
+    for g in got:
+        u = per_unit[g[0]]
+        assert g[1] == unit_name[g[0]]
+        assert (g[2], g[3], g[6], g[7]) == (u["received"], u["resolved"], u["overdue_now"], u["in_progress"]), g
+        assert _approx(g[4], on_time[g[0]]) and _approx(g[5], sat[g[0]])
+        assert _approx(g[8], share(u["online"], u["received"])) and _approx(g[9], share(u["digitised"], u["received"]))
+        assert (g[10], g[11]) == (r_on[g[0]], r_sat[g[0]]), g
+
+    tot = sum(per_unit.values(), Counter())
+    got = client.query("SELECT received_today, received_month, resolved_month, on_time_share, overdue_now, in_progress, "
+                       "online_share, digitised_share, satisfaction_share FROM v_province_now").result_rows
+    assert len(got) == 1
+    g = got[0]
+    assert g[0] == sum(recv_day(r) == today for r in final.values()) > 0
+    assert (g[1], g[2], g[4], g[5]) == (tot["received"], tot["resolved"], tot["overdue_now"], tot["in_progress"])
+    assert _approx(g[3], share(tot["in_time"], tot["resolved"]))
+    assert _approx(g[6], share(tot["online"], tot["received"])) and _approx(g[7], share(tot["digitised"], tot["received"]))
+    assert _approx(g[8], share(tot["satisfied"], tot["ratings"]))
+
+    # ---- v_overdue_now
+    cal = {d: idx for d, _, idx in calendar_rows(_default_calendar())}
+    exp_over = {}
+    for r in final.values():
+        if r["is_open"] and r["promised_at"] < now_srv:
+            exp_over[r["dossier_code"]] = max(cal[today] - cal[_vn(r["promised_at"])], 0)
+    got = client.query("SELECT dossier_code, unit_name, procedure_name, overdue_working_days FROM v_overdue_now").result_rows
+    assert {g[0]: g[3] for g in got} == exp_over and exp_over
+    for g in got:
+        assert g[1] == unit_name[final[g[0]]["unit_code"]] and g[2] == proc_name[final[g[0]]["procedure_code"]]
+
+    # ---- ratings views
+    exp_rd = Counter()
+    exp_crit = Counter()
+    last_by_kiosk = {}
+    for r in rating_final.values():
+        exp_rd[(_vn(r["event_time"]), r["unit_code"], r["kiosk_id"], r["officer_id"] or "", r["level"])] += 1
+        crit = {"overall": r["level"], **r["criteria"]}
+        for c, lv in crit.items():
+            exp_crit[(_vn(r["event_time"]), r["unit_code"], c, lv)] += 1
+        k = r["kiosk_id"]
+        if k not in last_by_kiosk or r["event_time"] > last_by_kiosk[k][0]:
+            last_by_kiosk[k] = (r["event_time"], r["unit_code"])
+    got = client.query("SELECT day, unit_code, kiosk_id, officer_id, level, level_code, ratings, satisfied, unit_name "
+                       "FROM v_ratings_daily").result_rows
+    assert {g[:5]: g[6] for g in got} == dict(exp_rd)
+    for g in got:
+        assert g[5] == {1: "RKHL", 2: "KHL", 3: "BT", 4: "HL", 5: "RHL"}[g[4]]
+        assert g[7] == (g[6] if g[4] >= 4 else 0) and g[8] == unit_name[g[1]]
+    got = client.query("SELECT day, unit_code, criterion, level, ratings FROM v_rating_criteria").result_rows
+    assert {g[:4]: g[4] for g in got} == dict(exp_crit)
+    got = client.query("SELECT kiosk_id, unit_code, last_rating_at, silent_minutes FROM v_silent_kiosks").result_rows
+    assert {g[0] for g in got} == set(last_by_kiosk)
+    for g in got:
+        t, unit = last_by_kiosk[g[0]]
+        assert g[1] == unit and abs((g[2] - t).total_seconds()) < 0.002
+        assert abs(g[3] - (now_srv - t).total_seconds() / 60) <= 2
+
+    # ---- dead letters (bytes kept exactly, redrive replaces, replay does not duplicate)
+    exp_dl = Counter()
+    for row in dead_final.values():
+        rd = dict(zip(DEAD_LETTER_COLUMNS, row))
+        for rule in rd["rules"] or ["(none)"]:
+            exp_dl[(_vn(rd["received_at"]), rule, rd["source_system"], rd["kind"])] += 1
+    got = client.query("SELECT day, rule, source_system, kind, n, redriven FROM v_dead_letters_by_reason").result_rows
+    assert {g[:4]: g[4] for g in got} == dict(exp_dl)
+    assert sum(g[5] for g in got) == sum(1 for r in dead_final.values() for _ in (r[7] or ["x"]) if r[11] is not None)
+    raws = client.query("SELECT offset, raw FROM dead_letters FINAL WHERE offset % 7 = 0 ORDER BY offset",
+                        column_formats={"raw": "bytes"}).result_rows
+    for off, raw in raws:
+        assert raw == bytes([0xff, 0xfe]) + f'{{"n": {off}}}'.encode()
+
+    # ---- v_freshness: latest snapshot per partition
+    got = client.query("SELECT partition, worker, lag, freshness_ms FROM v_freshness ORDER BY partition").result_rows
+    assert got == [(p, "w4", p * 10 + 4, 4000 + p) for p in range(3)]
