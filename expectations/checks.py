@@ -108,23 +108,33 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _row_condition(kwargs: dict) -> Callable[[dict], bool] | None:
+    """GX row conditions: a ComparisonCondition (serialised ``{"type": "comparison", "column":
+    {"name": ...}, "operator": ..., "parameter": ...}``) or, deprecated in GX 1.9, a pandas
+    query string ``"<column> <op> <literal>"``. Anything else is an error at load."""
     cond = kwargs.get("row_condition")
     if cond is None:
         return None
-    if isinstance(cond, dict):  # GX's serialised form
-        if cond.get("type") != "pass_through":
+    if isinstance(cond, dict) and cond.get("type") == "comparison":
+        col = (cond.get("column") or {}).get("name")
+        op = {"IN": "in", "NOT_IN": "not in"}.get(cond.get("operator"), cond.get("operator"))
+        value = cond.get("parameter")
+        if not col or op not in _OPS:
             raise SuiteError(f"unsupported row_condition {cond!r}")
-        cond = cond["pass_through_filter"]
-    if kwargs.get("condition_parser") not in (None, "pandas"):
-        raise SuiteError(f"unsupported condition_parser {kwargs.get('condition_parser')!r}")
-    m = _COND.match(cond)
-    if not m:
-        raise SuiteError(f"unsupported row_condition {cond!r} (supported: <column> <op> <literal>)")
-    col, op, lit = m.groups()
-    try:
-        value = ast.literal_eval(lit)
-    except (ValueError, SyntaxError) as e:
-        raise SuiteError(f"row_condition {cond!r}: literal {lit!r} not understood") from e
+    else:
+        if isinstance(cond, dict):  # GX's serialised pass-through string
+            if cond.get("type") != "pass_through":
+                raise SuiteError(f"unsupported row_condition {cond!r} (supported: one comparison)")
+            cond = cond["pass_through_filter"]
+        if kwargs.get("condition_parser") not in (None, "pandas"):
+            raise SuiteError(f"unsupported condition_parser {kwargs.get('condition_parser')!r}")
+        m = _COND.match(str(cond))
+        if not m:
+            raise SuiteError(f"unsupported row_condition {cond!r} (supported: <column> <op> <literal>)")
+        col, op, lit = m.groups()
+        try:
+            value = ast.literal_eval(lit)
+        except (ValueError, SyntaxError) as e:
+            raise SuiteError(f"row_condition {cond!r}: literal {lit!r} not understood") from e
     if op in ("in", "not in"):
         value = set(value)
     fn = _OPS[op]

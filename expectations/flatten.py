@@ -153,5 +153,7 @@ def to_dataframe(rows: list[dict], suite_name: str):
     cols = COLUMNS[suite_name]
     df = pd.DataFrame.from_records(rows, columns=list(cols))
     for c in TIME_COLUMNS[suite_name]:
-        df[c] = pd.to_datetime(df[c], utc=True)
+        # UTC instants without the zone: same order, and GX's pair metrics then do not go
+        # through pandas' deprecated tz-dropping Series.values.
+        df[c] = pd.to_datetime(df[c], utc=True).dt.tz_localize(None)
     return df
