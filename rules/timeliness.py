@@ -96,6 +96,14 @@ def shift_working_days(cal, start: datetime, days: float) -> datetime:
     ``working_days_between`` (bisection on it, so both always agree)."""
     if days <= 0:
         return start
+    add = getattr(cal, "add_working_days", None)
+    if add is not None:  # calendars with fractional days (rules.calendar) answer directly
+        try:
+            t = add(start, days)
+            if abs(_wd(cal, start, t) - days) < 1e-6:
+                return t
+        except (TypeError, ValueError):
+            pass
     lo, hi = start, start + timedelta(days=max(1.0, days) * 2 + 3)
     while _wd(cal, start, hi) < days:
         lo, hi = hi, hi + (hi - start)

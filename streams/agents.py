@@ -1,0 +1,572 @@
+"""Agents, timers and pages of the Faust app (registered by importing streams.app).
+
+Reading order:
+
+* ``apply_status_changes``: dossier-events in batches (``take_events``) ->
+  ``validate_dossier_events`` (per-event Checker; rejects -> dead letters) ->
+  merge into each dossier's applied-event set (duplicates by event_id are no-ops) ->
+  fold + judge -> ClickHouse rows (raw events, state, dead letters, alerts), AWAITED ->
+  only then the state table is updated and the batch may be acked/committed.
+* ``rate_service``: ratings in batches -> check -> dead letters / ``ratings`` table.
+* ``mark_overdue_dossiers`` (timer): the deadline index -> ``due_soon`` and ``overdue``
+  alerts and the state row with ``overdue=1`` the moment the promised date passes.
+* ``raise_threshold_alerts`` (leader timer): on-time / satisfaction shares below the
+  thresholds over the alert window, silent kiosks and units (ClickHouse, exact).
+* ``record_pipeline_metrics`` (timer): lag, freshness, events/s -> ``pipeline_metrics``.
+
+Exactness under kill -9 (Faust is at-least-once):
+1. ClickHouse writes of a batch complete BEFORE the table update and before the batch's
+   events are acked (``take_events`` acks after the loop body), and Faust flushes the
+   producer (changelog) before it commits offsets. So committed offsets => rows in
+   ClickHouse and changelog written; the changelog never holds a state ClickHouse lacks.
+2. A replay re-applies events: those in the applied set are no-ops; the others produce the
+   same rows with the same deterministic versions (streams.core) -> ReplacingMergeTree
+   keeps one. While ClickHouse is down the sink blocks the agent: nothing is acked.
+3. Any exception in a batch crashes the worker instead of acking a half-processed batch.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import logging
+import os
+import socket
+import time
+import weakref
+from collections import OrderedDict, defaultdict
+from datetime import datetime, timedelta, timezone
+
+from faust.streams import _current_event
+from faust.web import Request, Response, View
+
+from streams.app import (alerts_topic, app, dead_letters_topic, dossier_events_topic, dossier_state_topic,
+                         dossier_table, ratings_topic, settings, tunable)
+from streams.core import (ID, DossierLogic, deadline_alert, compact, illegal_transition_alert, merge,
+                          share_alert, silence_alert, to_ms)
+
+log = logging.getLogger("motcua.streams")
+UTC = timezone.utc
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Metrics:
+    def __init__(self):
+        self.events = defaultdict(int)          # (topic, partition) -> processed messages
+        self.freshness_ms = {}                  # (topic, partition) -> now - max event_time at write
+        self.duplicates = 0
+        self.dead_letters = 0
+        self.illegal_transitions = 0
+        self.applied = 0
+        self.ratings = 0
+        self.rating_duplicates = 0
+        self.overdue_marked = 0
+        self.due_soon = 0
+        self.batches = 0
+        self.last_batch_s = 0.0
+        self._prev = (time.monotonic(), 0)
+
+    def total(self) -> int:
+        return sum(self.events.values())
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and not isinstance(v, dict)} | {
+            "events": self.total()}
+
+
+class Runtime:
+    """Per-process resources, built once on first use (migrations, checker, sinks)."""
+
+    def __init__(self):
+        from expectations.checks import Checker
+        from schemas.reference import load_reference
+        from sinks.client import get_client
+        from sinks.migrate import migrate_settings
+        from sinks.rows import SINK_KEYS, TABLE_COLUMNS
+        from sinks.writer import ClickHouseSink
+
+        migrate_settings(settings, log=log.info)
+        self.reference = load_reference()
+        self.checker = Checker.from_suites(self.reference, settings)
+        self.logic = DossierLogic.from_settings(settings, reference=self.reference)
+        factory = (lambda: get_client(settings))
+
+        def sink(table, max_rows=20_000, **kw):
+            return ClickHouseSink(factory, table, TABLE_COLUMNS[table], key_columns=SINK_KEYS[table],
+                                  max_rows=max_rows, max_seconds=0.2, max_buffer_rows=max(100_000, 4 * max_rows),
+                                  name=table, **kw)
+        self.events_sink = sink("dossier_events")
+        self.state_sink = sink("dossier_state")
+        self.ratings_sink = sink("ratings")
+        self.dead_sink = sink("dead_letters", max_rows=5000)
+        self.alerts_sink = sink("alerts", max_rows=5000)
+        self.dq_sink = sink("dq_results", max_rows=5000)
+        self.metrics_sink = sink("pipeline_metrics", max_rows=5000)
+        self.metrics = Metrics()
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at = _utcnow()
+        # deadline index: heaps of (when_ms, dossier_code, event_count)
+        self.overdue_heap: list = []
+        self.warn_heap: list = []
+        self.index_generation = None
+        self.gx_rows = {"dossier_events": [], "ratings": []}
+        self.gx_last = time.monotonic()
+        self.gx_task: asyncio.Task | None = None
+        self.recent_ratings: OrderedDict = OrderedDict()
+        self.ready = False
+
+    # -- deadline index ---------------------------------------------------------------------
+    def index(self, st, now: datetime, rebuilt: bool = False) -> list[dict]:
+        """Track an open dossier's deadline; returns alerts due right now (overdue found here)."""
+        if not st.facts.is_open or st.judgement.deadline is None:
+            return []
+        dl = st.deadline_ms
+        n = st.facts.event_count
+        if st.overdue:
+            return []
+        warn_ms = dl - int(settings.overdue_warning_hours * 3600 * 1000)
+        heapq.heappush(self.overdue_heap, (dl, st.code, n))
+        if warn_ms > to_ms(now) or not rebuilt:
+            heapq.heappush(self.warn_heap, (warn_ms, st.code, n))
+        return []
+
+    def rebuild_index(self) -> int:
+        now = _utcnow()
+        self.overdue_heap, self.warn_heap = [], []
+        n = 0
+        for key, events in list(dossier_table.items()):
+            if not events:
+                continue
+            code = key.decode() if isinstance(key, bytes) else key
+            st = self.logic.state(code, events, now)
+            if st.facts.is_open and st.judgement.deadline is not None:
+                # also the already-overdue ones: their overdue row may not be written yet
+                heapq.heappush(self.overdue_heap, (st.deadline_ms, code, st.facts.event_count))
+                warn_ms = st.deadline_ms - int(settings.overdue_warning_hours * 3600 * 1000)
+                if warn_ms > to_ms(now):
+                    heapq.heappush(self.warn_heap, (warn_ms, code, st.facts.event_count))
+                n += 1
+        return n
+
+    def alert_fresh(self, deadline: datetime, now: datetime) -> bool:
+        """Overdue alerts are for deadlines passing now, not for a month of history replayed."""
+        return deadline >= now - timedelta(minutes=settings.alert_window_minutes)
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime()
+    return _runtime
+
+
+def _set_table(key: bytes, value, event) -> None:
+    """table[key] = value in the partition of ``event`` (Faust takes the changelog partition
+    from the current event; inside ``take_events`` that is not this dossier's event)."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        dossier_table[key] = value
+    finally:
+        _current_event.reset(token)
+
+
+def _msg_time(m) -> datetime:
+    ts = m.timestamp
+    return datetime.fromtimestamp(ts, UTC) if ts else _utcnow()
+
+
+async def _write_all(pairs) -> None:
+    """Buffer every (sink, rows) then wait until all are in ClickHouse (blocks during outages)."""
+    tickets = []
+    for sink, rows in pairs:
+        if rows:
+            tickets.append((sink, await sink.write_async(rows)))
+    for sink, ticket in tickets:
+        await sink.wait_async(ticket)
+
+
+async def _send_alerts(rt: Runtime, alerts: list[dict], to_topic: bool = True) -> None:
+    import json
+    if not alerts:
+        return
+    if to_topic:
+        for a in alerts:
+            v = dict(a, raised_at=a["raised_at"].isoformat())
+            await alerts_topic.send(key=a["alert_id"].encode(), value=json.dumps(v, ensure_ascii=False).encode())
+
+
+# ----------------------------------------------------------------------------- dossiers
+
+def validate_dossier_events(rt: Runtime, events, now: datetime):
+    """Per-event checks: (accepted [(event, verdict)], dead letters)."""
+    from expectations.deadletter import DeadLetter
+    accepted, dead = [], []
+    check = rt.checker.check_dossier
+    for e in events:
+        m = e.message
+        v = check(m.value, now)
+        if v.ok:
+            accepted.append((e, v))
+        else:
+            dead.append(DeadLetter.from_failures(topic=m.topic, partition=m.partition, offset=m.offset, raw=m.value,
+                                                 failures=v.failures, received_at=_msg_time(m), kind="dossier"))
+    return accepted, dead
+
+
+async def process_dossier_batch(rt: Runtime, events) -> None:
+    from sinks.rows import dossier_event_row
+    t0 = time.monotonic()
+    now = _utcnow()
+    accepted, dead = validate_dossier_events(rt, events, now)
+    by_code: dict[str, list] = {}
+    for e, v in accepted:
+        ev = v.event
+        by_code.setdefault(ev.dossier_code, [e, []])[1].append((compact(ev), ev, e.message))
+        rt.gx_rows["dossier_events"].append(v.row)
+
+    event_rows, state_rows, alerts, updates, states = [], [], [], [], []
+    dups = 0
+    for code, (ctx, items) in by_code.items():
+        key = code.encode()
+        current = dossier_table.get(key)
+        merged, applied, d = merge(current, (c for c, _, _ in items))
+        dups += d
+        if not applied:
+            continue
+        known = {c[ID] for c in current} if current else set()
+        for c, ev, m in items:
+            if c[ID] not in known:
+                known.add(c[ID])
+                event_rows.append(dossier_event_row(ev, m.topic, m.partition, m.offset))
+        st = rt.logic.state(code, merged, now)
+        state_rows.append(st.row)
+        new_ids = {c[ID] for c, _, _ in items}
+        if st.facts.illegal_transitions and new_ids.intersection(st.facts.illegal_event_ids):
+            rt.metrics.illegal_transitions += 1
+            alerts.append(illegal_transition_alert(st, now))
+        if st.overdue and rt.alert_fresh(st.judgement.deadline, now):
+            alerts.append(deadline_alert("overdue", st, now))
+        updates.append((key, merged, ctx))
+        states.append(st)
+
+    dl_rows = [d.to_row() for d in dead]
+    await _write_all([(rt.events_sink, event_rows), (rt.state_sink, state_rows),
+                      (rt.dead_sink, dl_rows), (rt.alerts_sink, alerts)])
+    # ClickHouse has every row of the batch: now the Kafka side (changelog, dead letters, alerts).
+    for d in dead:
+        await dead_letters_topic.send(key=d.kafka_key(), value=d.to_kafka_value())
+    await _send_alerts(rt, alerts)
+    for key, merged, ctx in updates:
+        _set_table(key, merged, ctx)
+    if tunable(settings, "publish_state"):
+        import json
+        for st in states:
+            await dossier_state_topic.send(key=st.code.encode(), value=json.dumps(st.row, default=str).encode())
+    for st in states:
+        rt.index(st, now)
+
+    m = rt.metrics
+    m.batches += 1
+    m.duplicates += dups
+    m.dead_letters += len(dead)
+    m.applied += len(event_rows)
+    done = _utcnow()
+    for e in events:
+        tp = (e.message.topic, e.message.partition)
+        m.events[tp] += 1
+    maxt = {}
+    for e, v in accepted:
+        tp = (e.message.topic, e.message.partition)
+        t = v.event.event_time
+        if tp not in maxt or t > maxt[tp]:
+            maxt[tp] = t
+    for tp, t in maxt.items():
+        m.freshness_ms[tp] = int((done - t).total_seconds() * 1000)
+    m.last_batch_s = time.monotonic() - t0
+    maybe_validate_micro_batch(rt)
+
+
+def maybe_validate_micro_batch(rt: Runtime, force: bool = False) -> None:
+    """GX on micro-batches (every N rows or T seconds) in a thread, off the hot path."""
+    if not tunable(settings, "gx_enabled"):
+        for k in rt.gx_rows:
+            rt.gx_rows[k] = []
+        return
+    if rt.gx_task is not None and not rt.gx_task.done():
+        cap = 4 * int(tunable(settings, "gx_batch_rows"))
+        for k, rows in rt.gx_rows.items():  # GX still busy: keep a bounded sample
+            if len(rows) > cap:
+                del rows[: len(rows) - cap]
+        return
+    n = sum(len(r) for r in rt.gx_rows.values())
+    due = n >= int(tunable(settings, "gx_batch_rows")) or (
+        n and time.monotonic() - rt.gx_last >= float(tunable(settings, "gx_batch_seconds")))
+    if not (due or (force and n)):
+        return
+    batches = {k: v for k, v in rt.gx_rows.items() if v}
+    rt.gx_rows = {"dossier_events": [], "ratings": []}
+    rt.gx_last = time.monotonic()
+    rt.gx_task = asyncio.ensure_future(_run_gx(rt, batches))
+
+
+async def _run_gx(rt: Runtime, batches: dict) -> None:
+    from expectations.gx_batch import get_runner
+    try:
+        runner = await asyncio.to_thread(get_runner, rt.reference, settings)
+        rows = []
+        for suite, batch in batches.items():
+            ids = "|".join(str(r.get("event_id") or r.get("rating_id")) for r in batch)
+            batch_id = f"{suite}:{hashlib.blake2b(ids.encode(), digest_size=12).hexdigest()}"
+            results = await asyncio.to_thread(runner.validate_batch, batch, suite, batch_id)
+            rows += [r.to_row() for r in results]
+        if rows:
+            await rt.dq_sink.write_async(rows)
+    except Exception:  # noqa: BLE001 - data-quality reporting must not stop the pipeline
+        log.exception("GX micro-batch failed")
+
+
+@app.agent(dossier_events_topic)
+async def apply_status_changes(stream):
+    """Dossier status events -> validated, de-duplicated, applied in event-time order."""
+    rt = runtime()
+    async for events in stream.take_events(settings.stream_batch_size, within=settings.stream_batch_window_s):
+        await process_dossier_batch(rt, events)
+
+
+# ----------------------------------------------------------------------------- ratings
+
+def validate_ratings(rt: Runtime, events, now: datetime):
+    from expectations.deadletter import DeadLetter
+    accepted, dead = [], []
+    for e in events:
+        m = e.message
+        v = rt.checker.check_rating(m.value, now)
+        if v.ok:
+            accepted.append((e, v))
+        else:
+            dead.append(DeadLetter.from_failures(topic=m.topic, partition=m.partition, offset=m.offset, raw=m.value,
+                                                 failures=v.failures, received_at=_msg_time(m), kind="rating"))
+    return accepted, dead
+
+
+async def process_rating_batch(rt: Runtime, events) -> None:
+    from sinks.rows import rating_row
+    now = _utcnow()
+    accepted, dead = validate_ratings(rt, events, now)
+    rows = []
+    seen = rt.recent_ratings
+    cap = int(tunable(settings, "rating_recent_ids"))
+    for e, v in accepted:
+        r = v.event
+        rt.gx_rows["ratings"].append(v.row)
+        if r.rating_id in seen:
+            rt.metrics.rating_duplicates += 1
+            continue
+        seen[r.rating_id] = None
+        if len(seen) > cap:
+            seen.popitem(last=False)
+        m = e.message
+        # written even if a previous run wrote it (ReplacingMergeTree on rating_id)
+        rows.append(rating_row(r, m.topic, m.partition, m.offset))
+    await _write_all([(rt.ratings_sink, rows), (rt.dead_sink, [d.to_row() for d in dead])])
+    for d in dead:
+        await dead_letters_topic.send(key=d.kafka_key(), value=d.to_kafka_value())
+    m = rt.metrics
+    m.ratings += len(rows)
+    m.dead_letters += len(dead)
+    done = _utcnow()
+    for e, v in accepted:
+        tp = (e.message.topic, e.message.partition)
+        m.freshness_ms[tp] = int((done - v.event.event_time).total_seconds() * 1000)
+    for e in events:
+        m.events[(e.message.topic, e.message.partition)] += 1
+    maybe_validate_micro_batch(rt)
+
+
+@app.agent(ratings_topic)
+async def rate_service(stream):
+    """Kiosk ratings -> validated, de-duplicated by rating_id -> ClickHouse ratings."""
+    rt = runtime()
+    async for events in stream.take_events(settings.stream_batch_size, within=settings.stream_batch_window_s):
+        await process_rating_batch(rt, events)
+
+
+# ----------------------------------------------------------------------------- timers
+
+def _recovered() -> bool:
+    rec = getattr(app.tables, "recovery", None)
+    return bool(rec is not None and rec.completed.is_set() and not app.rebalancing
+                and not getattr(app, "in_recovery", False))
+
+
+@app.timer(interval=float(tunable(settings, "overdue_scan_interval_s")))
+async def mark_overdue_dossiers():
+    """Open dossiers whose promised date passes become overdue now, without another event."""
+    rt = runtime()
+    if not _recovered():
+        return
+    gen = app.consumer_generation_id
+    if rt.index_generation != gen:
+        n = rt.rebuild_index()
+        rt.index_generation = gen
+        rt.ready = True
+        log.info("pulse: worker ready (generation %s, %d partitions, %d open dossiers with a deadline)",
+                 gen, len(app.consumer.assignment()), n)
+    now = _utcnow()
+    now_ms = to_ms(now)
+    rows, alerts, ch_only = [], [], []
+    while rt.warn_heap and rt.warn_heap[0][0] <= now_ms:
+        _, code, n = heapq.heappop(rt.warn_heap)
+        events = dossier_table.get(code.encode())
+        if not events or len(events) != n:
+            continue  # changed since: re-indexed by the change
+        st = rt.logic.state(code, events, now)
+        if st.facts.is_open and not st.overdue and st.judgement.deadline is not None:
+            alerts.append(deadline_alert("due_soon", st, now))
+            rt.metrics.due_soon += 1
+    while rt.overdue_heap and rt.overdue_heap[0][0] < now_ms:
+        _, code, n = heapq.heappop(rt.overdue_heap)
+        events = dossier_table.get(code.encode())
+        if not events or len(events) != n:
+            continue
+        st = rt.logic.state(code, events, now)
+        if not st.overdue:
+            continue
+        rows.append(st.row)
+        rt.metrics.overdue_marked += 1
+        if rt.alert_fresh(st.judgement.deadline, now):
+            a = deadline_alert("overdue", st, now)
+            # a deadline that passed before this process started may have been announced
+            # already on the topic: ClickHouse only (same alert_id, deduplicated there)
+            (alerts if st.judgement.deadline >= rt.started_at else ch_only).append(a)
+    if rows or alerts or ch_only:
+        await _write_all([(rt.state_sink, rows), (rt.alerts_sink, alerts + ch_only)])
+        await _send_alerts(rt, alerts)
+    maybe_validate_micro_batch(rt)
+
+
+@app.timer(interval=float(tunable(settings, "alert_eval_interval_s")), on_leader=True)
+async def raise_threshold_alerts():
+    """Shares below thresholds over the alert window, silent kiosks/units (exact: ClickHouse FINAL)."""
+    rt = runtime()
+    try:
+        alerts = await asyncio.to_thread(_threshold_alerts, rt)
+    except Exception:  # noqa: BLE001 - ClickHouse may be down; the next tick retries
+        log.warning("threshold alerts skipped", exc_info=True)
+        return
+    if alerts:
+        await _write_all([(rt.alerts_sink, alerts)])
+        await _send_alerts(rt, alerts)
+
+
+_reported: set = set()
+
+
+def _threshold_alerts(rt: Runtime) -> list[dict]:
+    from sinks.client import get_client
+    now = _utcnow()
+    w = int(settings.alert_window_minutes)
+    min_n = int(tunable(settings, "alert_min_count"))
+    out = []
+    client = get_client(settings)
+    try:
+        # windows aligned on the alert window, ending at the newest event time seen (so a
+        # replayed history raises the alerts of its own time, once: deterministic ids)
+        q_ontime = f"""
+            SELECT unit_code, toStartOfInterval(closed_at, INTERVAL {w} MINUTE) AS ws,
+                   countIf(outcome IN ('early','on_time')) AS good, count() AS n
+            FROM dossier_state FINAL
+            WHERE outcome IN ('early','on_time','late') AND closed_at >= now64(3) - INTERVAL {2 * w} MINUTE
+            GROUP BY unit_code, ws HAVING n >= {min_n} AND good / n < {float(settings.ontime_alert_threshold)}"""
+        for unit, ws, good, n in client.query(q_ontime).result_rows:
+            out.append(share_alert("ontime_low", unit, good / n, settings.ontime_alert_threshold, n,
+                                   ws, ws + timedelta(minutes=w), now))
+        q_sat = f"""
+            SELECT unit_code, toStartOfInterval(event_time, INTERVAL {w} MINUTE) AS ws,
+                   countIf(level >= 4) AS good, count() AS n
+            FROM ratings FINAL
+            WHERE event_time >= now64(3) - INTERVAL {2 * w} MINUTE
+            GROUP BY unit_code, ws HAVING n >= {min_n} AND good / n < {float(settings.satisfaction_alert_threshold)}"""
+        for unit, ws, good, n in client.query(q_sat).result_rows:
+            out.append(share_alert("satisfaction_low", unit, good / n, settings.satisfaction_alert_threshold, n,
+                                   ws, ws + timedelta(minutes=w), now))
+        # silent: seen within the last day, not within the configured minutes
+        q_kiosk = f"""
+            SELECT unit_code, kiosk_id, max(event_time) AS last FROM ratings
+            WHERE event_time >= now64(3) - INTERVAL 1 DAY GROUP BY unit_code, kiosk_id
+            HAVING last < now64(3) - INTERVAL {int(settings.silent_kiosk_minutes)} MINUTE"""
+        for unit, kiosk, last in client.query(q_kiosk).result_rows:
+            out.append(silence_alert(unit, kiosk, last, settings.silent_kiosk_minutes, now))
+        q_unit = f"""
+            SELECT unit_code, max(event_time) AS last FROM dossier_events
+            WHERE event_time >= now64(3) - INTERVAL 1 DAY GROUP BY unit_code
+            HAVING last < now64(3) - INTERVAL {int(settings.silent_unit_minutes)} MINUTE"""
+        for unit, last in client.query(q_unit).result_rows:
+            out.append(silence_alert(unit, "", last, settings.silent_unit_minutes, now))
+    finally:
+        client.close()
+    fresh = [a for a in out if a["alert_id"] not in _reported]
+    _reported.update(a["alert_id"] for a in fresh)
+    return fresh
+
+
+@app.timer(interval=float(tunable(settings, "metrics_interval_s")))
+async def record_pipeline_metrics():
+    """Consumer lag per partition, freshness, events/s -> pipeline_metrics."""
+    rt = runtime()
+    if not rt.ready:
+        return
+    now = _utcnow()
+    t, total = time.monotonic(), rt.metrics.total()
+    pt, ptotal = rt.metrics._prev
+    rate = (total - ptotal) / max(1e-3, t - pt)
+    rt.metrics._prev = (t, total)
+    consumer = app.consumer
+    group = settings.faust_app_id
+    inputs = {dossier_events_topic.get_topic_name(), ratings_topic.get_topic_name()}
+    rows = []
+    for tp in sorted(consumer.assignment()):
+        if tp.topic not in inputs:
+            continue
+        try:
+            end = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - not fetched yet
+            end = -1
+        committed = consumer._committed_offset.get(tp)
+        committed = -1 if committed is None else int(committed)
+        lag = max(0, end - committed) if end is not None and end >= 0 and committed >= 0 else (end or 0)
+        rows.append({"ts": now, "worker": rt.worker_name, "consumer_group": group, "topic": tp.topic,
+                     "partition": tp.partition, "committed_offset": committed, "end_offset": end or -1,
+                     "lag": lag, "freshness_ms": rt.metrics.freshness_ms.get((tp.topic, tp.partition), 0),
+                     "events_per_s": rate})
+    if rows:
+        await rt.metrics_sink.write_async(rows)
+    log.info("pulse metrics: %s", rt.metrics.as_dict())
+
+
+@app.task
+async def prepare_runtime():
+    """Migrations, checker and sinks at start-up, before the first batch."""
+    runtime()
+
+
+# ----------------------------------------------------------------------------- web
+
+@app.page("/pulse/status/")
+class PulseStatus(View):
+    """Readiness and counters: ``ready`` once partitions are assigned and tables recovered."""
+
+    async def get(self, request: Request) -> Response:
+        rt = _runtime
+        ready = bool(rt is not None and rt.ready and _recovered()
+                     and rt.index_generation == app.consumer_generation_id)
+        body = {"ready": ready, "generation": app.consumer_generation_id,
+                "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()),
+                "metrics": rt.metrics.as_dict() if rt else {}}
+        return self.json(body)

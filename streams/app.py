@@ -1,0 +1,98 @@
+"""The ONE Faust app of motcua-pulse, built from Settings.
+
+Run a worker:  ``python -m streams worker -l info``  (or ``faust -A streams.app worker``).
+
+Everything comes from ``pulse.config.Settings.from_env()``: broker (KAFKA_BOOTSTRAP),
+session timeout (KAFKA_SESSION_TIMEOUT_S; ~6 s locally so a restarted worker rejoins in
+seconds), table store (FAUST_STORE: ``memory://`` or ``rocksdb://``), web port
+(FAUST_WEB_PORT), data dir (PULSE_STATE_DIR/faust/<app id>), topic names (pulse.topics
+with PULSE_TOPIC_PREFIX), ClickHouse (CLICKHOUSE_URL).
+
+Input topics are read as raw bytes (the per-event Checker decodes them); the state table is
+co-partitioned with ``dossier-events`` (same key, same partition count).
+"""
+from __future__ import annotations
+
+import faust
+
+from pulse import topics as T
+from pulse.config import Settings
+
+# Tunables that are not domain configuration (Settings.extra may override them).
+DEFAULTS = {
+    "overdue_scan_interval_s": 1.0,      # how often the deadline index is scanned
+    "metrics_interval_s": 5.0,           # pipeline_metrics rows
+    "alert_eval_interval_s": 30.0,       # share / silence alerts evaluated over ClickHouse
+    "alert_min_count": 10,               # fewer dossiers/ratings in the window: no share alert
+    "gx_batch_rows": 5000,               # GX micro-batch: every N rows ...
+    "gx_batch_seconds": 10.0,            # ... or T seconds
+    "gx_enabled": True,
+    "rating_recent_ids": 200_000,        # bounded recent-id set for the rating counters
+    "commit_interval_s": 1.0,
+    "publish_state": False,              # also publish state rows to the compacted dossier-state topic
+}
+
+
+def tunable(settings: Settings, name: str):
+    return (settings.extra or {}).get(name, DEFAULTS[name])
+
+
+def _broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
+
+
+def create_app(settings: Settings) -> faust.App:
+    datadir = settings.state_dir / "faust" / settings.faust_app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    session = float(settings.kafka_session_timeout_s)
+    app = faust.App(
+        settings.faust_app_id,
+        broker=_broker_urls(settings.kafka_bootstrap),
+        store=settings.faust_store,
+        datadir=str(datadir),
+        web_port=settings.faust_web_port,
+        web_host="127.0.0.1",
+        broker_session_timeout=session,
+        broker_heartbeat_interval=max(0.5, session / 3),
+        broker_rebalance_timeout=max(10.0, 2 * session),
+        broker_commit_interval=float(tunable(settings, "commit_interval_s")),
+        broker_max_poll_records=max(500, settings.stream_batch_size),
+        consumer_auto_offset_reset="earliest",
+        stream_buffer_maxsize=max(4096, 2 * settings.stream_batch_size),
+        table_standby_replicas=0,
+        topic_partitions=T.DOSSIER_EVENTS.partitions,
+        topic_allow_declare=True,
+        producer_linger_ms=5,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    app.pulse_settings = settings  # type: ignore[attr-defined]
+    return app
+
+
+settings = Settings.from_env()
+app = create_app(settings)
+
+
+def _topic(spec: T.TopicSpec, **kw):
+    return app.topic(settings.topic(spec.name), partitions=spec.partitions,
+                     key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", **kw)
+
+
+dossier_events_topic = _topic(T.DOSSIER_EVENTS)
+ratings_topic = _topic(T.RATINGS)
+dead_letters_topic = _topic(T.DEAD_LETTERS)
+alerts_topic = _topic(T.ALERTS)
+dossier_state_topic = _topic(T.DOSSIER_STATE)
+
+# dossier_code (utf-8 bytes) -> [compact event, ...] (streams.core): the applied-event set of each dossier.
+dossier_table = app.Table(
+    "dossier-events-applied",
+    default=None,
+    partitions=T.DOSSIER_EVENTS.partitions,
+    key_type=bytes,
+    value_type=list,
+)
+
+# Register the agents, timers and pages.
+from streams import agents  # noqa: E402,F401

@@ -1,0 +1,216 @@
+"""The stream's logic without Faust: compact per-dossier event lists, state rows, alerts.
+
+The Faust agents (streams/agents.py) only move bytes and offsets; every decision is here,
+as plain functions over plain data, so it is tested without a broker and the integration
+test can recompute ClickHouse's final state from the raw events with the same code.
+
+Dossier state in the Faust table: ``dossier_code -> [compact event, ...]`` sorted by
+(event_time, event_id). The list IS the set of applied event ids (duplicates are
+recognised by id and not applied twice) and the state is ``rules.lifecycle.fold`` of it,
+so an event arriving before its predecessor is simply inserted where it belongs.
+
+Version of a ``dossier_state`` row (ReplacingMergeTree(version)): ``2 × distinct applied
+events + overdue``. It depends only on the event set (and, for the overdue bit, on the
+wall clock having passed the deadline, which never goes back), so a replay after kill -9
+writes the very same (key, version) rows and ClickHouse keeps the right one.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Sequence
+
+from rules.lifecycle import DossierFacts, EventFacts, Round, fold
+from rules.timeliness import Judgement, Outcome, is_overdue, judge
+
+VN = timezone(timedelta(hours=7))
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+# compact event layout
+ID, T, STATUS, UNIT, PROC, FIELD, CHANNEL, SUB, REC, PROM, FIN, RET, REF, SUPP, FLAGS, PAID = range(16)
+F_DIGITISED, F_ERESULT, F_VNEID = 1, 2, 4
+
+
+def to_ms(t: datetime | None) -> int | None:
+    if t is None:
+        return None
+    return int((t - _EPOCH).total_seconds() * 1000) if t.tzinfo else int(t.timestamp() * 1000)
+
+
+def from_ms(ms: int | None) -> datetime | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, VN)
+
+
+def compact(ev) -> list:
+    """A DossierEvent -> the JSON-able list kept in the state table (times in ms)."""
+    return [
+        ev.event_id, to_ms(ev.event_time), int(ev.status), ev.unit_code, ev.procedure_code,
+        ev.procedure_field, int(ev.channel), to_ms(ev.submitted_at), to_ms(ev.received_at),
+        to_ms(ev.promised_at), to_ms(ev.finished_at), to_ms(ev.returned_at), to_ms(ev.refused_at),
+        [[to_ms(s.requested_at), to_ms(s.resumed_at), to_ms(s.old_promised_at), to_ms(s.new_promised_at)]
+         for s in ev.supplements],
+        (F_DIGITISED if ev.has_digitised_components else 0) | (F_ERESULT if ev.electronic_result else 0)
+        | (F_VNEID if ev.vneid_authenticated else 0),
+        int(ev.paid_online),
+    ]
+
+
+def facts_of(c: Sequence) -> EventFacts:
+    f = c[FLAGS]
+    return EventFacts(
+        event_id=c[ID], event_time=from_ms(c[T]), status=c[STATUS], unit_code=c[UNIT],
+        procedure_code=c[PROC], procedure_field=c[FIELD], channel=c[CHANNEL],
+        submitted_at=from_ms(c[SUB]), received_at=from_ms(c[REC]), promised_at=from_ms(c[PROM]),
+        finished_at=from_ms(c[FIN]), returned_at=from_ms(c[RET]), refused_at=from_ms(c[REF]),
+        supplements=tuple(Round(from_ms(s[0]), from_ms(s[1]), from_ms(s[2]), from_ms(s[3])) for s in c[SUPP]),
+        digitised=bool(f & F_DIGITISED), electronic_result=bool(f & F_ERESULT), vneid=bool(f & F_VNEID),
+        paid_online=c[PAID],
+    )
+
+
+def merge(current: list | None, new: Iterable[list]) -> tuple[list, int, int]:
+    """Add new compact events to a dossier's list: (merged list, applied, duplicates)."""
+    events = list(current or ())
+    seen = {c[ID] for c in events}
+    applied = dups = 0
+    for c in new:
+        if c[ID] in seen:
+            dups += 1
+            continue
+        seen.add(c[ID])
+        events.append(c)
+        applied += 1
+    if applied:
+        events.sort(key=lambda c: (c[T], c[ID]))
+    return events, applied, dups
+
+
+@dataclass(frozen=True)
+class DossierState:
+    code: str
+    facts: DossierFacts
+    judgement: Judgement
+    overdue: bool
+    version: int
+    row: list                         # dossier_state row (DOSSIER_STATE_COLUMNS order)
+
+    @property
+    def deadline_ms(self) -> int | None:
+        return to_ms(self.judgement.deadline)
+
+
+class DossierLogic:
+    """Judges dossiers. ``legal_days(procedure_code)`` gives the procedure's legal working days."""
+
+    def __init__(self, calendar, *, early_min_working_days: float = 1.0,
+                 legal_days: Callable[[str], float | None] = lambda code: None):
+        self.calendar = calendar
+        self.early_min = early_min_working_days
+        self.legal_days = legal_days
+
+    @classmethod
+    def from_settings(cls, settings, calendar=None, reference=None) -> "DossierLogic":
+        if calendar is None:
+            from rules.calendar import default_calendar
+            calendar = default_calendar()
+        if reference is None:
+            try:
+                from schemas.reference import load_reference
+                reference = load_reference()
+            except Exception:  # noqa: BLE001 - legal days are a fallback only
+                reference = None
+        procs = getattr(reference, "procedures", {}) or {}
+
+        def legal_days(code: str) -> float | None:
+            p = procs.get(code)
+            return float(p.legal_working_days) if p is not None and p.legal_working_days else None
+        return cls(calendar, early_min_working_days=settings.early_min_working_days, legal_days=legal_days)
+
+    def state(self, code: str, events: Sequence[list], now: datetime,
+              updated_at: datetime | None = None) -> DossierState:
+        f = fold(code, (facts_of(c) for c in events))
+        j = judge(f, self.calendar, early_min_working_days=self.early_min,
+                  legal_working_days=self.legal_days(f.procedure_code))
+        overdue = is_overdue(f, j, now)
+        return self._state(f, j, overdue, updated_at or now)
+
+    def with_overdue(self, s: DossierState, updated_at: datetime) -> DossierState:
+        return self._state(s.facts, s.judgement, True, updated_at)
+
+    def _state(self, f: DossierFacts, j: Judgement, overdue: bool, updated_at: datetime) -> DossierState:
+        version = 2 * f.event_count + (1 if overdue else 0)
+        closed_at = j.finish_time if not f.is_open else None
+        row = [
+            f.dossier_code, f.unit_code, f.procedure_code, f.procedure_field, f.channel, f.status,
+            f.submitted_at, f.received_at, f.promised_at, f.finished_at, f.returned_at, f.refused_at,
+            closed_at, len(f.rounds), round(j.wait_working_days, 4), j.outcome.value,
+            None if j.resolution_working_days is None else round(j.resolution_working_days, 4),
+            f.is_open, overdue, f.digitised, f.paid_online > 0, f.vneid, f.electronic_result,
+            f.first_event_time, f.last_event_time, version, updated_at,
+        ]
+        return DossierState(f.dossier_code, f, j, overdue, version, row)
+
+
+# --------------------------------------------------------------------------- alerts
+
+def alert_id(kind: str, *parts: Any) -> str:
+    raw = "|".join(str(p) for p in (kind, *parts))
+    return f"{kind}:{hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()}"
+
+
+def _fmt(t: datetime | None) -> str:
+    return t.astimezone(VN).strftime("%H:%M %d/%m/%Y") if t else "?"
+
+
+def alert_row(kind: str, *, aid: str, unit_code: str = "", kiosk_id: str = "", dossier_code: str = "",
+              value: float = 0.0, threshold: float = 0.0, window: str = "", message: str = "",
+              raised_at: datetime) -> dict:
+    return {"alert_id": aid, "kind": kind, "unit_code": unit_code, "kiosk_id": kiosk_id,
+            "dossier_code": dossier_code, "value": float(value), "threshold": float(threshold),
+            "window": window, "message": message, "raised_at": raised_at}
+
+
+def deadline_alert(kind: str, s: DossierState, raised_at: datetime) -> dict:
+    """``due_soon`` (about to pass its promised date) or ``overdue`` for one dossier."""
+    dl = s.judgement.deadline
+    hours_left = (dl - raised_at).total_seconds() / 3600 if dl else 0.0
+    if kind == "overdue":
+        msg = f"Hồ sơ {s.code} đã quá hạn trả kết quả (hẹn trả {_fmt(dl)})."
+    else:
+        msg = f"Hồ sơ {s.code} sắp đến hạn trả kết quả ({_fmt(dl)}, còn {max(hours_left, 0):.1f} giờ)."
+    return alert_row(kind, aid=alert_id(kind, s.code, to_ms(dl)), unit_code=s.facts.unit_code,
+                     dossier_code=s.code, value=round(hours_left, 3), window=_fmt(dl), message=msg,
+                     raised_at=raised_at)
+
+
+def illegal_transition_alert(s: DossierState, raised_at: datetime) -> dict:
+    ids = ",".join(s.facts.illegal_event_ids)
+    return alert_row("illegal_transition", aid=alert_id("illegal_transition", s.code, ids),
+                     unit_code=s.facts.unit_code, dossier_code=s.code, value=s.facts.illegal_transitions,
+                     message=f"Hồ sơ {s.code}: {s.facts.illegal_transitions} bước chuyển trạng thái không hợp lệ "
+                             f"(sự kiện {ids}).", raised_at=raised_at)
+
+
+def share_alert(kind: str, unit_code: str, share: float, threshold: float, n: int,
+                window_start: datetime, window_end: datetime, raised_at: datetime) -> dict:
+    label = "trả kết quả đúng hạn" if kind == "ontime_low" else "hài lòng"
+    window = f"{_fmt(window_start)} – {_fmt(window_end)}"
+    return alert_row(kind, aid=alert_id(kind, unit_code, to_ms(window_start)), unit_code=unit_code,
+                     value=round(share, 4), threshold=threshold, window=window,
+                     message=f"Đơn vị {unit_code}: tỷ lệ {label} {share:.0%} thấp hơn ngưỡng {threshold:.0%} "
+                             f"({n} lượt, {window}).", raised_at=raised_at)
+
+
+def silence_alert(unit_code: str, kiosk_id: str, last_seen: datetime, minutes: int, raised_at: datetime) -> dict:
+    if kiosk_id:
+        subject, kind = f"Ki-ốt {kiosk_id} (đơn vị {unit_code})", "kiosk_silent"
+    else:
+        subject, kind = f"Đơn vị {unit_code}", "unit_silent"
+    return alert_row(kind, aid=alert_id(kind, unit_code, kiosk_id, to_ms(last_seen)), unit_code=unit_code,
+                     kiosk_id=kiosk_id, value=round((raised_at - last_seen).total_seconds() / 60, 1),
+                     threshold=minutes, window=_fmt(last_seen),
+                     message=f"{subject} không gửi dữ liệu từ {_fmt(last_seen)} (quá {minutes} phút).",
+                     raised_at=raised_at)
