@@ -85,11 +85,25 @@ _COMPACT = re.compile(r"^\d{14}$|^\d{12}$|^\d{8}$")
 _DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
 
 
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+
 def parse_dvcqg_time(value: Any, tz: ZoneInfo | str = DEFAULT_TZ) -> datetime | None:
     """Parse a DVCQG date/time into an aware datetime; None for absent/empty.
 
-    Raises ValueError for a value that is present but not a date.
+    Raises ValueError for a value that is present but not a date (or outside the years
+    1900-2200, which no dossier has and which would overflow in UTC arithmetic).
     """
+    try:
+        t = _parse_time(value, tz)
+    except (OverflowError, OSError):
+        raise ValueError(f"date out of range: {value!r}") from None
+    if t is not None and not (MIN_YEAR <= t.year <= MAX_YEAR):
+        raise ValueError(f"date out of range (years {MIN_YEAR}-{MAX_YEAR}): {value!r}")
+    return t
+
+
+def _parse_time(value: Any, tz: ZoneInfo | str) -> datetime | None:
     if isinstance(tz, str):
         tz = ZoneInfo(tz)
     if value is None:
@@ -125,7 +139,7 @@ def parse_dvcqg_time(value: Any, tz: ZoneInfo | str = DEFAULT_TZ) -> datetime | 
         except ValueError:
             raise ValueError(f"not a valid dd/MM/yyyy date: {s!r}") from None
     if s.isdigit() and len(s) >= 10:
-        return parse_dvcqg_time(int(s), tz)
+        return _parse_time(int(s), tz)
     iso = s[:-1] + "+00:00" if s.endswith(("Z", "z")) else s
     try:
         dt = datetime.fromisoformat(iso)
