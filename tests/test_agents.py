@@ -1,0 +1,232 @@
+"""Agent logic without a broker or ClickHouse: batches through the real checker, rules and
+row builders, with in-memory sinks, table and topics.
+
+The integration behaviour (offsets, changelog recovery, kill -9) is tested on the real
+broker in tests/integration/test_worker_exactness.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from schemas.codec import encode
+from schemas.contracts import DossierEvent, KioskRating
+from schemas.reference import load_reference
+from streams import agents
+from streams.core import DossierLogic, compact, merge
+
+VN = timezone(timedelta(hours=7))
+NOW = datetime.now(VN).replace(microsecond=0)
+REF = load_reference()
+UNIT = next(u for u in REF.units.values() if u.kind == "commune")
+PROC = REF.procedures_at("commune")[0]
+
+
+@dataclass
+class Msg:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    timestamp: float
+
+
+@dataclass
+class Ev:
+    message: Msg
+
+
+class FakeSink:
+    def __init__(self):
+        self.rows = []
+
+    async def write_async(self, rows, wait=False):
+        self.rows.extend(rows)
+        return len(self.rows)
+
+    async def wait_async(self, ticket):
+        return None
+
+
+class FakeTopic:
+    def __init__(self):
+        self.sent = []
+
+    async def send(self, key=None, value=None):
+        self.sent.append((key, value))
+
+
+class FakeTable(dict):
+    pass
+
+
+@pytest.fixture()
+def rt(monkeypatch):
+    from expectations.checks import Checker
+    from pulse.config import Settings
+
+    class RT(agents.Runtime):
+        def __init__(self):  # no ClickHouse, no migrations
+            self.reference = REF
+            self.checker = Checker.from_suites(REF, Settings())
+            self.logic = DossierLogic.from_settings(Settings(), reference=REF)
+            for name in ("events_sink", "state_sink", "ratings_sink", "dead_sink", "alerts_sink", "dq_sink",
+                         "metrics_sink"):
+                setattr(self, name, FakeSink())
+            self.metrics = agents.Metrics()
+            self.worker_name = "test"
+            self.started_at = datetime.now(timezone.utc)
+            self.overdue_heap, self.warn_heap = [], []
+            self.index_generation = None
+            self.gx_rows = {"dossier_events": [], "ratings": []}
+            self.gx_last = 0.0
+            self.gx_task = None
+            self.recent_ratings = {}
+            self.ready = True
+
+    table = FakeTable()
+    monkeypatch.setattr(agents, "dossier_table", table)
+    monkeypatch.setattr(agents, "_set_table", lambda key, value, event: table.__setitem__(key, value))
+    for name in ("dead_letters_topic", "alerts_topic", "dossier_state_topic"):
+        monkeypatch.setattr(agents, name, FakeTopic())
+    monkeypatch.setattr(agents, "maybe_validate_micro_batch", lambda rt, force=False: None)
+    from collections import OrderedDict
+    r = RT()
+    r.recent_ratings = OrderedDict()
+    r.table = table
+    return r
+
+
+def dossier_events(code: str, t0: datetime, finish: bool = True, promised_in=timedelta(days=10)):
+    common = dict(source_system="test", dossier_code=code, procedure_code=PROC.code,
+                  procedure_field=PROC.field_code, unit_code=UNIT.code)
+    evs = [DossierEvent(event_id=f"{code}-event-1", event_time=t0, status=2, received_at=t0,
+                        promised_at=t0 + promised_in, **common),
+           DossierEvent(event_id=f"{code}-event-2", event_time=t0 + timedelta(hours=1), status=4, **common)]
+    if finish:
+        evs.append(DossierEvent(event_id=f"{code}-event-3", event_time=t0 + timedelta(hours=3), status=9,
+                                finished_at=t0 + timedelta(hours=3), **common))
+    return evs
+
+
+def as_messages(evs, start_offset=0, partition=0):
+    return [Ev(Msg("t.dossier-events", partition, start_offset + i,
+                   e if isinstance(e, bytes) else encode(e), NOW.timestamp()))
+            for i, e in enumerate(evs)]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_batch_applies_events_writes_rows_and_dead_letters(rt):
+    evs = dossier_events("D-1", NOW - timedelta(days=2))
+    run(agents.process_dossier_batch(rt, as_messages(evs + [b"{broken"])))
+    assert len(rt.events_sink.rows) == 3
+    (state,) = rt.state_sink.rows
+    assert state[0] == "D-1" and state[5] == 9 and state[15] == "early" and state[-2] == 2 * 3
+    assert len(rt.dead_sink.rows) == 1 and rt.dead_sink.rows[0]["rules"] == ["contract.invalid_json"]
+    assert agents.dead_letters_topic.sent and rt.metrics.dead_letters == 1
+    assert [c[0] for c in rt.table[b"D-1"]] == ["D-1-event-1", "D-1-event-2", "D-1-event-3"]
+
+
+def test_duplicates_are_not_applied_twice_and_replay_is_a_no_op(rt):
+    evs = dossier_events("D-2", NOW - timedelta(days=2))
+    msgs = as_messages(evs + [evs[1]])                # a duplicate inside the batch
+    run(agents.process_dossier_batch(rt, msgs))
+    assert rt.metrics.duplicates == 1 and len(rt.events_sink.rows) == 3
+    before = list(rt.state_sink.rows)
+    run(agents.process_dossier_batch(rt, msgs))       # replay after a crash
+    assert rt.state_sink.rows == before and rt.metrics.duplicates == 5
+    assert len(rt.events_sink.rows) == 3
+
+
+def test_out_of_order_arrival_gives_the_state_of_event_time_order(rt):
+    evs = dossier_events("D-3", NOW - timedelta(days=2))
+    run(agents.process_dossier_batch(rt, as_messages([evs[2]])))          # finished arrives first
+    run(agents.process_dossier_batch(rt, as_messages([evs[0]], 1)))
+    run(agents.process_dossier_batch(rt, as_messages([evs[1]], 2)))
+    last = rt.state_sink.rows[-1]
+    assert last[5] == 9 and last[15] == "early" and last[-2] == 6
+    # same as applying them in order in one go
+    logic = rt.logic
+    expected = logic.state("D-3", merge(None, [compact(e) for e in evs])[0], datetime.now(timezone.utc))
+    assert last[:-1] == expected.row[:-1]
+    # versions only grow
+    versions = [r[-2] for r in rt.state_sink.rows]
+    assert versions == sorted(versions)
+
+
+def test_illegal_transition_is_flagged_with_an_alert_not_applied(rt):
+    evs = dossier_events("D-4", NOW - timedelta(days=2))
+    late = DossierEvent(event_id="D-4-event-9", event_time=NOW - timedelta(hours=1), status=4, source_system="test",
+                        dossier_code="D-4", procedure_code=PROC.code, procedure_field=PROC.field_code,
+                        unit_code=UNIT.code)
+    run(agents.process_dossier_batch(rt, as_messages(evs + [late])))
+    (state,) = rt.state_sink.rows
+    assert state[5] == 9                              # still finished
+    assert [a["kind"] for a in rt.alerts_sink.rows] == ["illegal_transition"]
+    assert "không hợp lệ" in rt.alerts_sink.rows[0]["message"]
+
+
+def test_open_dossier_is_indexed_and_a_passed_deadline_is_overdue(rt):
+    evs = dossier_events("D-5", NOW - timedelta(days=1), finish=False, promised_in=timedelta(days=2))
+    run(agents.process_dossier_batch(rt, as_messages(evs)))
+    assert rt.state_sink.rows[-1][18] is False and rt.overdue_heap and rt.warn_heap
+    evs = dossier_events("D-6", NOW - timedelta(days=3), finish=False, promised_in=timedelta(days=1))
+    run(agents.process_dossier_batch(rt, as_messages(evs, 10)))
+    row = rt.state_sink.rows[-1]
+    assert row[0] == "D-6" and row[18] is True and row[-2] == 2 * 2 + 1
+
+
+def test_ratings_batch_dedupes_by_rating_id(rt):
+    def rating(i, level=5):
+        return KioskRating(rating_id=f"R-000000{i}", event_time=NOW - timedelta(minutes=5), kiosk_id="K1",
+                           unit_code=UNIT.code, level=level)
+    msgs = [Ev(Msg("t.ratings", 0, i, encode(r), NOW.timestamp()))
+            for i, r in enumerate([rating(1), rating(2, 2), rating(1)])]
+    run(agents.process_rating_batch(rt, msgs))
+    assert [r[0] for r in rt.ratings_sink.rows] == ["R-0000001", "R-0000002"]
+    assert rt.metrics.rating_duplicates == 1
+
+
+def test_shuffled_batches_converge_to_the_same_states(rt):
+    rng = random.Random(3)
+    all_events = []
+    for i in range(40):
+        all_events += dossier_events(f"D-S{i}", NOW - timedelta(days=3, hours=i), finish=bool(i % 3))
+    msgs = all_events + rng.sample(all_events, 15)
+    rng.shuffle(msgs)
+    for k in range(0, len(msgs), 7):
+        run(agents.process_dossier_batch(rt, as_messages(msgs[k:k + 7], k)))
+    final = {}
+    for r in rt.state_sink.rows:
+        if r[0] not in final or r[-2] >= final[r[0]][-2]:
+            final[r[0]] = r
+    logic = rt.logic
+    now = datetime.now(timezone.utc)
+    for i in range(40):
+        code = f"D-S{i}"
+        evs = [compact(e) for e in all_events if e.dossier_code == code]
+        assert final[code][:-1] == logic.state(code, merge(None, evs)[0], now).row[:-1]
+
+
+def test_agent_runs_in_faust_test_context(rt, monkeypatch):
+    """The real agent function over Faust's test machinery (no broker)."""
+    monkeypatch.setattr(agents, "_runtime", rt)
+    evs = dossier_events("D-TC", NOW - timedelta(days=2))
+
+    async def go():
+        async with agents.apply_status_changes.test_context() as agent:
+            for e in evs:
+                await agent.put(encode(e), key=b"D-TC")
+            for _ in range(100):
+                if rt.state_sink.rows:
+                    break
+                await asyncio.sleep(0.05)
+    run(go())
+    assert rt.state_sink.rows and rt.state_sink.rows[-1][0] == "D-TC"
