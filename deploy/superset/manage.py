@@ -67,6 +67,8 @@ def superset_env(settings: Settings) -> dict:
     env["PULSE_STATE_DIR"] = str(settings.state_dir)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("SUPERSET_LOAD_EXAMPLES", "no")
+    # "Today" / "Current month" in time filters are Vietnam calendar days.
+    env["TZ"] = settings.timezone
     return env
 
 
@@ -247,6 +249,32 @@ def build_bundle(settings: Settings, assets: Path = ASSETS) -> tuple[bytes, dict
     return buf.getvalue(), {DATABASE_FILE: password}
 
 
+def fix_filter_scopes(api: Api) -> None:
+    """Give every native filter of our dashboards its ``chartsInScope`` (real chart ids).
+
+    The bundle scopes filters by ``scope.excluded`` (a filter on ``field_name`` must not reach
+    a chart whose dataset has no such column; "received today" ignores the period filter).
+    The importer remaps those ids, but the front end applies a filter to the charts listed in
+    ``chartsInScope`` (all charts when absent), which only the filter editor computes.
+    """
+    import yaml
+    for path in sorted((ASSETS / "dashboards").glob("*.yaml")):
+        slug = yaml.safe_load(path.read_text(encoding="utf-8"))["slug"]
+        dash = api.get(f"/api/v1/dashboard/{slug}")["result"]
+        meta = json.loads(dash["json_metadata"] or "{}")
+        position = json.loads(dash["position_json"] or "{}")
+        chart_ids = sorted(v["meta"]["chartId"] for v in position.values()
+                           if isinstance(v, dict) and v.get("type") == "CHART")
+        for f in meta.get("native_filter_configuration", []):
+            excluded = set(f.get("scope", {}).get("excluded", []))
+            f["chartsInScope"] = [c for c in chart_ids if c not in excluded]
+            f["tabsInScope"] = []
+        r = api.s.put(f"{api.url}/api/v1/dashboard/{dash['id']}", json={"json_metadata": json.dumps(meta)},
+                      timeout=60)
+        if r.status_code != 200:
+            raise SystemExit(f"scoping filters of {slug} failed: {r.status_code} {r.text[:500]}")
+
+
 def cmd_import(settings: Settings, paths: Paths, args) -> None:
     bundle, passwords = build_bundle(settings)
     api = Api(base_url(settings), settings.superset_admin_user, admin_password(settings, paths))
@@ -255,6 +283,7 @@ def cmd_import(settings: Settings, paths: Paths, args) -> None:
                  data={"passwords": json.dumps(passwords)})
     if r.status_code != 200:
         raise SystemExit(f"assets import failed: {r.status_code} {r.text[:2000]}")
+    fix_filter_scopes(api)
     counts = {kind: api.get(f"/api/v1/{kind}/?q=(page_size:1)")["count"]
               for kind in ("database", "dataset", "chart", "dashboard")}
     print("assets imported: " + ", ".join(f"{v} {k}s" for k, v in counts.items()))
