@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -89,7 +88,7 @@ class Verdict:
 
 
 def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
+    return v is None or (type(v) is float and v != v)
 
 
 def _short(v: Any, limit: int = 80) -> str:

@@ -12,7 +12,8 @@ Derived columns
   reference data's (procedure, field) pairs.
 - ``criterion_<name>``: a rating's per-criterion levels, one column per known criterion.
 
-Times are normalised to UTC (same instant) so a DataFrame column has one dtype.
+Times keep their offset in rows; ``to_dataframe`` normalises them to UTC so a DataFrame
+column has one dtype.
 
 ``flatten_*`` also accept a plain mapping (a JSON object that failed the contract): values
 are taken as they are, unparseable times become None. The checker uses that to name the
@@ -21,7 +22,7 @@ data rules a rejected payload also breaks; GX only ever sees rows of decoded eve
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from schemas.contracts import CRITERIA
@@ -50,20 +51,23 @@ TIME_COLUMNS = {"dossier_events": DOSSIER_TIME_COLUMNS, "ratings": RATING_TIME_C
 
 
 def _get(src: Any, name: str, default: Any = None) -> Any:
-    if isinstance(src, Mapping):
+    if type(src) is dict or isinstance(src, Mapping):
         return src.get(name, default)
     return getattr(src, name, default)
 
 
 def _time(v: Any) -> datetime | None:
-    """An aware datetime in UTC, or None (missing, unparseable or naive)."""
-    if isinstance(v, str):
+    """An aware datetime (any offset; ``to_dataframe`` normalises to UTC), or None
+    (missing, unparseable or naive)."""
+    if v is None:
+        return None
+    if type(v) is str:
         try:
             v = datetime.fromisoformat(v)
         except ValueError:
             return None
     if isinstance(v, datetime) and v.tzinfo is not None:
-        return v.astimezone(timezone.utc)
+        return v
     return None
 
 
@@ -77,7 +81,7 @@ def _scalar(v: Any) -> Any:
 
 
 def _ahead(times: list[datetime | None], ingest: datetime | None, now: datetime) -> float | None:
-    ref = ingest or _time(now)
+    ref = ingest if ingest is not None else _time(now)
     present = [t for t in times if t is not None]
     if not present or ref is None:
         return None
@@ -85,6 +89,8 @@ def _ahead(times: list[datetime | None], ingest: datetime | None, now: datetime)
 
 
 def flatten_dossier(ev: Any, now: datetime) -> dict:
+    if not isinstance(ev, Mapping):
+        return _flatten_dossier_model(ev, now)
     times = {c: _time(_get(ev, c)) for c in DOSSIER_TIME_COLUMNS}
     supplements = _get(ev, "supplements") or ()
     if not isinstance(supplements, (list, tuple)):
@@ -116,6 +122,33 @@ def flatten_dossier(ev: Any, now: datetime) -> dict:
     }
     row["seconds_ahead_of_ingest"] = _ahead([times[c] for c in _DOSSIER_ACTUAL_TIMES] + sup_times,
                                             times["ingest_time"], now)
+    return row
+
+
+def _flatten_dossier_model(ev: Any, now: datetime) -> dict:
+    """Fast path for a decoded DossierEvent (contract already holds: types are right)."""
+    sup_times = []
+    for s in ev.supplements:
+        sup_times.append(s.requested_at)
+        if s.resumed_at is not None:
+            sup_times.append(s.resumed_at)
+    proc, field = ev.procedure_code, ev.procedure_field
+    row = {
+        "event_id": ev.event_id, "contract_version": ev.contract_version, "source_system": ev.source_system,
+        "dossier_code": ev.dossier_code, "procedure_code": proc, "procedure_field": field,
+        "procedure_and_field": f"{proc}{PAIR_SEPARATOR}{field}", "unit_code": ev.unit_code,
+        "channel": int(ev.channel), "status": int(ev.status), "paid_online": int(ev.paid_online),
+        "owner_type": ev.owner_type, "handler": ev.handler,
+        "event_time": ev.event_time, "ingest_time": ev.ingest_time, "submitted_at": ev.submitted_at,
+        "received_at": ev.received_at, "promised_at": ev.promised_at, "finished_at": ev.finished_at,
+        "returned_at": ev.returned_at, "refused_at": ev.refused_at,
+        "supplement_count": len(ev.supplements),
+        "has_digitised_components": ev.has_digitised_components, "electronic_result": ev.electronic_result,
+        "vneid_authenticated": ev.vneid_authenticated,
+    }
+    row["seconds_ahead_of_ingest"] = _ahead(
+        [ev.event_time, ev.submitted_at, ev.received_at, ev.finished_at, ev.returned_at, ev.refused_at, *sup_times],
+        ev.ingest_time, now)
     return row
 
 

@@ -439,3 +439,13 @@ def test_redrive_republishes_original_bytes_once_fixed():
     assert prod.sent == [("p.dossier-events", raws[0], DOSSIER["dossier_code"].encode())]  # byte-exact
     assert len(client.inserted) == 1 and client.inserted[0]["redriven_at"] is not None
     assert client.inserted[0]["dead_letter_id"] == "p.dossier-events:0:0"
+
+
+def test_fast_and_lenient_flatten_agree(checker):
+    from expectations.flatten import flatten_dossier, flatten_rating
+    for kind, raw in _corpus(seed=11, n=150):
+        v = check(checker, kind, raw)
+        if v.event is None:
+            continue
+        flat = flatten_dossier if kind == "dossier" else flatten_rating
+        assert flat(v.event, NOW) == flat(v.event.model_dump(), NOW) == flat(json.loads(raw), NOW)
