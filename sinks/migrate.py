@@ -54,6 +54,7 @@ DEFAULT_PARAMS: dict[str, int | str] = {
     "ops_retention_days": 365,       # dead_letters, dq_results, alerts
     "metrics_retention_days": 30,    # pipeline_metrics
     "silent_kiosk_minutes": 120,     # v_silent_kiosks.is_silent
+    "board_refresh_seconds": 60,     # refreshable board aggregates (0006)
 }
 
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -255,6 +256,18 @@ def migrate_settings(settings, cluster: str | None = None, log=print) -> list[in
         return migrate(client, Target(database_of(settings), cluster), params_from_settings(settings), log=log)
     finally:
         client.close()
+
+
+BOARD_AGGREGATES = ("agg_dossier_daily", "agg_overdue", "agg_ratings_daily", "agg_rating_criteria")
+
+
+def refresh_board_aggregates(client, database: str | None = None) -> None:
+    """Recompute the refreshable board aggregates now and wait for them (tests, after bulk loads)."""
+    db = database or client.database
+    for v in BOARD_AGGREGATES:
+        client.command(f"SYSTEM REFRESH VIEW {db}.{v}")
+    for v in BOARD_AGGREGATES:
+        client.command(f"SYSTEM WAIT VIEW {db}.{v}")
 
 
 def render_all(target: Target, params: dict | None = None) -> str:

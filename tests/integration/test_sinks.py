@@ -20,8 +20,8 @@ import pytest
 
 from pulse.config import Settings
 from sinks.client import get_client
-from sinks.migrate import (MIGRATIONS_TABLE, Migration, MigrationError, Target, load_migrations, migrate,
-                           migrate_settings, render_all)
+from sinks.migrate import (BOARD_AGGREGATES, MIGRATIONS_TABLE, Migration, MigrationError, Target, load_migrations,
+                           migrate, migrate_settings, refresh_board_aggregates, render_all)
 from sinks.reference import _default_calendar, calendar_rows, load_reference_tables
 from sinks.rows import (DEAD_LETTER_COLUMNS, DOSSIER_EVENT_COLUMNS, DOSSIER_STATE_COLUMNS,
                         PIPELINE_METRIC_COLUMNS, RATING_COLUMNS, SINK_KEYS, dead_letter_row)
@@ -67,7 +67,8 @@ def test_migrations_rerun_changes_nothing(ch_settings, client):
     for t in ("dossier_events", "ratings", "dossier_state", "dead_letters", "dq_results", "alerts",
               "pipeline_metrics", "ref_units", "ref_procedures", "ref_fields", "ref_calendar",
               "v_dossier_daily", "v_unit_scoreboard", "v_province_now", "v_overdue_now", "v_ratings_daily",
-              "v_rating_criteria", "v_silent_kiosks", "v_dead_letters_by_reason", "v_freshness"):
+              "v_rating_criteria", "v_silent_kiosks", "v_dead_letters_by_reason", "v_freshness", "v_board_as_of",
+              *BOARD_AGGREGATES):
         assert t in names, t
     assert [v for v, *_ in before[1]] == [m.version for m in load_migrations()]
 
@@ -320,6 +321,9 @@ def test_board_views_equal_plain_computation(client):
     _insert_in_chunks(client, "ratings", RATING_COLUMNS, ratings, rng)
     _insert_in_chunks(client, "dead_letters", DEAD_LETTER_COLUMNS, dead, rng)
     client.insert("pipeline_metrics", metrics, column_names=PIPELINE_METRIC_COLUMNS)
+    refresh_board_aggregates(client)  # boards are exact as of their refresh (every board_refresh_seconds)
+    as_of = client.query("SELECT view, status, exception FROM v_board_as_of ORDER BY view").result_rows
+    assert sorted(v for v, _, _ in as_of) == sorted(BOARD_AGGREGATES) and all(e == "" for *_, e in as_of)
 
     today, month, now_srv = client.query(
         "SELECT toDate(now(), 'Asia/Ho_Chi_Minh'), toStartOfMonth(toDate(now(), 'Asia/Ho_Chi_Minh')), now()").result_rows[0]
