@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 from schemas.codec import decode_dossier, decode_rating
 from schemas.contracts import MAX_EVENT_BYTES
-from schemas.errors import OVERSIZE, ContractError
+from schemas.errors import INVALID_JSON, OVERSIZE, ContractError
 
 from .flatten import flatten_dossier, flatten_rating
 from .suite_io import DOSSIER_SUITE, RATING_SUITE, SuiteError, load_suite
@@ -334,6 +334,8 @@ class Checker:
 
     # --- internals ---
     def _check(self, raw, now, decode, flatten, suite: CompiledSuite) -> Verdict:
+        if raw is None:  # a Kafka tombstone (null value)
+            return Verdict(False, None, [Failure(CONTRACT_PREFIX + INVALID_JSON, "null message value")])
         if len(raw) > self.max_event_bytes:
             return Verdict(False, None, [Failure(CONTRACT_PREFIX + OVERSIZE, f"{len(raw)} bytes > {self.max_event_bytes}")])
         try:

@@ -41,6 +41,8 @@ def kind_of_topic(topic: str) -> str:
 def source_system_of(raw: bytes, kind: str = "unknown") -> str:
     """Best effort: the payload's source_system, also from broken JSON or invalid UTF-8."""
     value: Any = None
+    if not raw:
+        return "kiosk" if kind == "rating" else UNKNOWN_SOURCE
     try:
         obj = json.loads(raw)
         if isinstance(obj, dict):
@@ -106,6 +108,7 @@ class DeadLetter:
         """From a checker Verdict's failures (objects with .rule and .message)."""
         failures = list(failures)
         kind = kind or kind_of_topic(topic)
+        raw = b"" if raw is None else raw  # a tombstone is kept as empty bytes
         return cls(topic=topic, partition=partition, offset=offset, raw=bytes(raw),
                    rules=tuple(f.rule for f in failures), reasons=tuple(f.message for f in failures),
                    received_at=received_at, kind=kind, source_system=source_system_of(raw, kind))

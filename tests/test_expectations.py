@@ -449,3 +449,10 @@ def test_fast_and_lenient_flatten_agree(checker):
             continue
         flat = flatten_dossier if kind == "dossier" else flatten_rating
         assert flat(v.event, NOW) == flat(v.event.model_dump(), NOW) == flat(json.loads(raw), NOW)
+
+
+def test_tombstone_is_a_contract_failure(checker):
+    v = checker.check_rating(None, NOW)
+    assert v.rules == ["contract.invalid_json"]
+    dl = DeadLetter.from_failures(topic="x.ratings", partition=0, offset=1, raw=None, failures=v.failures, received_at=NOW)
+    assert dl.raw == b"" and DeadLetter.from_kafka_value(dl.to_kafka_value()) == dl
