@@ -37,8 +37,8 @@ LEVEL_COLORS = {
     "Rất không hài lòng": "#e04355",
 }
 # Series of metrics are keyed by metric name (the legend shows the verbose name).
-OUTCOME_COLORS = {"resolved_early": "#1a7f4b", "resolved_on_time": "#5ac189", "resolved_late": "#e04355",
-                  "received": "#2893b3", "resolved": "#1a7f4b"}
+OUTCOME_COLORS = {"total_early": "#1a7f4b", "total_on_time": "#5ac189", "total_late": "#e04355",
+                  "total_received": "#2893b3", "total_resolved": "#1a7f4b"}
 CHANNEL_COLORS = {"Trực tiếp": "#454e7c", "Trực tuyến": "#2893b3", "Bưu chính công ích": "#fcc700"}
 
 
@@ -65,16 +65,16 @@ DATASETS: dict[str, dict] = {
         "verbose": {"day": "Ngày", "unit_name": "Đơn vị", "unit_kind": "Cấp đơn vị", "field_name": "Lĩnh vực",
                     "channel_name": "Kênh", "unit_code": "Mã đơn vị", "procedure_field": "Mã lĩnh vực"},
         "metrics": {
-            "received": ("SUM(received)", "Tiếp nhận", ",d", "Dossiers received"),
+            "total_received": ("SUM(received)", "Tiếp nhận", ",d", "Dossiers received"),
             "received_today": (f"sumIf(received, day = {VN_TODAY})", "Tiếp nhận hôm nay", ",d",
                                "Dossiers received today (Vietnam time)"),
-            "resolved": ("SUM(resolved)", "Đã giải quyết", ",d", "Dossiers resolved (early, on time or late)"),
-            "resolved_early": ("SUM(resolved_early)", "Sớm hạn", ",d", "Resolved early"),
-            "resolved_on_time": ("SUM(resolved_on_time)", "Đúng hạn", ",d", "Resolved on time"),
-            "resolved_late": ("SUM(resolved_late)", "Quá hạn", ",d", "Resolved late"),
+            "total_resolved": ("SUM(resolved)", "Đã giải quyết", ",d", "Dossiers resolved (early, on time or late)"),
+            "total_early": ("SUM(resolved_early)", "Sớm hạn", ",d", "Resolved early"),
+            "total_on_time": ("SUM(resolved_on_time)", "Đúng hạn", ",d", "Resolved on time"),
+            "total_late": ("SUM(resolved_late)", "Quá hạn", ",d", "Resolved late"),
             "on_time_share": ("(SUM(resolved_early) + SUM(resolved_on_time)) / nullIf(SUM(resolved), 0)",
                               "Tỷ lệ đúng hạn", ".1%", "Share resolved early or on time"),
-            "in_progress": ("SUM(in_progress)", "Đang xử lý", ",d", "Dossiers still open"),
+            "total_in_progress": ("SUM(in_progress)", "Đang xử lý", ",d", "Dossiers still open"),
             "online_share": ("SUM(online) / nullIf(SUM(received), 0)", "Tỷ lệ trực tuyến", ".1%",
                              "Share of dossiers filed online"),
             "digitised_share": ("SUM(digitised) / nullIf(SUM(received), 0)", "Tỷ lệ số hóa", ".1%",
@@ -137,7 +137,7 @@ DATASETS: dict[str, dict] = {
         "verbose": {"day": "Ngày", "unit_name": "Đơn vị", "kiosk_id": "Kiosk", "officer_id": "Cán bộ",
                     "level_name": "Mức độ", "unit_code": "Mã đơn vị"},
         "metrics": {
-            "ratings": ("SUM(ratings)", "Lượt đánh giá", ",d", "Ratings"),
+            "total_ratings": ("SUM(ratings)", "Lượt đánh giá", ",d", "Ratings"),
             "satisfaction_share": ("SUM(satisfied) / nullIf(SUM(ratings), 0)", "Tỷ lệ hài lòng", ".1%",
                                    "Share satisfied or very satisfied"),
             "dissatisfied": ("sumIf(ratings, level <= 2)", "Không hài lòng", ",d",
@@ -180,7 +180,7 @@ DATASETS: dict[str, dict] = {
         "verbose": {"day": "Ngày", "rule": "Quy tắc", "source_system": "Hệ thống nguồn", "kind": "Loại"},
         "metrics": {
             "dead_letters": ("SUM(n)", "Bản ghi bị loại", ",d", "Dead letters"),
-            "redriven": ("SUM(redriven)", "Đã xử lý lại", ",d", "Redriven"),
+            "total_redriven": ("SUM(redriven)", "Đã xử lý lại", ",d", "Redriven"),
         },
     },
     "dq_results": {
@@ -206,13 +206,14 @@ DATASETS: dict[str, dict] = {
                     "committed_offset": "Int64", "end_offset": "Int64", "lag": "Int64", "freshness_ms": "Int64",
                     "events_per_s": F, "snapshot_age_s": "Int64"},
         "verbose": {"consumer_group": "Nhóm tiêu thụ", "topic": "Topic", "partition": "Phân vùng",
-                    "lag": "Độ trễ (bản ghi)", "worker": "Worker"},
+                    "lag": "Độ trễ (bản ghi)", "worker": "Worker", "freshness_ms": "Độ tươi (ms)",
+                    "snapshot_age_s": "Tuổi số đo (giây)"},
         "metrics": {
             "total_lag": ("SUM(lag)", "Độ trễ tiêu thụ", ",d", "Consumer lag, records (sum over partitions)"),
             "freshness_s": ("MAX(freshness_ms) / 1000", "Độ tươi (giây)", ",.1f",
                             "Age of the newest processed event, seconds (worst partition)"),
-            "events_per_s": ("SUM(events_per_s)", "Sự kiện/giây", ",.0f", "Throughput, events per second"),
-            "snapshot_age_s": ("MAX(snapshot_age_s)", "Tuổi số đo (giây)", ",d", "Age of the latest snapshot"),
+            "total_events_per_s": ("SUM(events_per_s)", "Sự kiện/giây", ",.0f", "Throughput, events per second"),
+            "max_snapshot_age_s": ("MAX(snapshot_age_s)", "Tuổi số đo (giây)", ",d", "Age of the latest snapshot"),
         },
     },
     "pipeline_metrics": {
@@ -256,6 +257,10 @@ def dataset_yaml(name: str, spec: dict) -> dict:
                      "advanced_data_type": None, "groupby": True, "filterable": True, "expression": expr,
                      "description": None, "python_date_format": None, "extra": None})
     metrics = []
+    # ClickHouse resolves a name to the SELECT alias first: a metric named like a column
+    # (SUM(ratings) AS ratings) breaks every other metric that aggregates that column.
+    clash = set(spec["metrics"]) & (set(spec["columns"]) | set(spec.get("calculated", {})))
+    assert not clash, (name, clash)
     for m, (expr, verbose, fmt, desc) in spec["metrics"].items():
         metrics.append({"metric_name": m, "verbose_name": verbose, "metric_type": None, "expression": expr,
                         "description": desc, "d3format": fmt, "currency": None, "extra": None,
@@ -416,8 +421,8 @@ OVERVIEW = {
         [
             big("ov_received_today", "Tiếp nhận hôm nay", "Received today", "v_dossier_daily", "received_today",
                 ",d", follows_time=False),
-            big("ov_received", "Tiếp nhận trong kỳ", "Received in the period", "v_dossier_daily", "received", ",d"),
-            big("ov_resolved", "Đã giải quyết trong kỳ", "Resolved in the period", "v_dossier_daily", "resolved",
+            big("ov_received", "Tiếp nhận trong kỳ", "Received in the period", "v_dossier_daily", "total_received", ",d"),
+            big("ov_resolved", "Đã giải quyết trong kỳ", "Resolved in the period", "v_dossier_daily", "total_resolved",
                 ",d"),
             big("ov_on_time", "Tỷ lệ đúng hạn", "Resolved early or on time", "v_dossier_daily", "on_time_share",
                 PCT),
@@ -425,7 +430,7 @@ OVERVIEW = {
         [
             big("ov_overdue", "Quá hạn hiện tại", "Open past the promised date, now", "v_overdue_now",
                 "overdue_count", ",d", follows_time=False, width=3),
-            big("ov_in_progress", "Đang xử lý", "Open dossiers, now", "v_dossier_daily", "in_progress", ",d",
+            big("ov_in_progress", "Đang xử lý", "Open dossiers, now", "v_dossier_daily", "total_in_progress", ",d",
                 follows_time=False, width=3),
             big("ov_online", "Trực tuyến", "Share filed online", "v_dossier_daily", "online_share", PCT, width=2),
             big("ov_digitised", "Số hóa", "Share digitised", "v_dossier_daily", "digitised_share", PCT, width=2),
@@ -434,9 +439,9 @@ OVERVIEW = {
         ],
         [
             line("ov_trend", "Tiếp nhận và giải quyết theo ngày", "Received and resolved per day",
-                 "v_dossier_daily", ["received", "resolved"], ",d", width=7),
+                 "v_dossier_daily", ["total_received", "total_resolved"], ",d", width=7),
             line("ov_outcomes", "Kết quả giải quyết theo ngày", "Resolved early / on time / late per day",
-                 "v_dossier_daily", ["resolved_early", "resolved_on_time", "resolved_late"], ",d", width=5,
+                 "v_dossier_daily", ["total_early", "total_on_time", "total_late"], ",d", width=5,
                  bar=True, stack=True),
         ],
         [
@@ -452,8 +457,8 @@ OVERVIEW = {
         [
             pivot("ov_drill", "Chi tiết: đơn vị → lĩnh vực", "Drill-down: unit, then procedure field",
                   "v_dossier_daily", ["unit_name", "field_name"],
-                  ["received", "resolved", "resolved_late", "in_progress"], width=8, height=80),
-            pie("ov_channel", "Tiếp nhận theo kênh", "Received by channel", "v_dossier_daily", "received",
+                  ["total_received", "total_resolved", "total_late", "total_in_progress"], width=8, height=80),
+            pie("ov_channel", "Tiếp nhận theo kênh", "Received by channel", "v_dossier_daily", "total_received",
                 "channel_name", width=4, height=80),
         ],
         [
@@ -483,14 +488,14 @@ SATISFACTION = {
         [
             big("sat_share", "Tỷ lệ hài lòng", "Satisfied or very satisfied", "v_ratings_daily",
                 "satisfaction_share", PCT),
-            big("sat_ratings", "Lượt đánh giá", "Ratings", "v_ratings_daily", "ratings", ",d"),
+            big("sat_ratings", "Lượt đánh giá", "Ratings", "v_ratings_daily", "total_ratings", ",d"),
             big("sat_unhappy", "Không hài lòng", "Dissatisfied or very dissatisfied", "v_ratings_daily",
                 "dissatisfied", ",d"),
             big("sat_silent", "Kiosk im lặng", "Kiosks without ratings past the threshold", "v_silent_kiosks",
                 "silent_kiosks", ",d", follows_time=False),
         ],
         [
-            pie("sat_levels", "Phân bố mức độ hài lòng", "Rating levels", "v_ratings_daily", "ratings",
+            pie("sat_levels", "Phân bố mức độ hài lòng", "Rating levels", "v_ratings_daily", "total_ratings",
                 "level_name", width=4, height=60),
             line("sat_trend", "Tỷ lệ hài lòng theo ngày", "Satisfaction share per day", "v_ratings_daily",
                  ["satisfaction_share"], ".0%", width=8, height=60),
@@ -500,16 +505,16 @@ SATISFACTION = {
                  "v_rating_criteria", ["crit_satisfaction_share"], "criterion_name", ".0%", width=6, height=60,
                  follows_time=True),
             table("sat_units", "Theo đơn vị", "Per unit", "v_ratings_daily", ["unit_name"],
-                  ["satisfaction_share", "ratings", "dissatisfied"], width=6, height=60,
+                  ["satisfaction_share", "total_ratings", "dissatisfied"], width=6, height=60,
                   order_by="satisfaction_share", asc=True, formats={"satisfaction_share": PCT}),
         ],
         [
             table("sat_officers", "Theo cán bộ", "Per officer", "v_ratings_daily", ["officer_id", "unit_name"],
-                  ["satisfaction_share", "ratings", "dissatisfied"], width=6, height=60,
+                  ["satisfaction_share", "total_ratings", "dissatisfied"], width=6, height=60,
                   order_by="satisfaction_share", asc=True, formats={"satisfaction_share": PCT},
                   filters=[sql_filter("officer_id != ''")]),
             table("sat_kiosks", "Theo kiosk", "Per kiosk", "v_ratings_daily", ["kiosk_id", "unit_name"],
-                  ["satisfaction_share", "ratings", "dissatisfied"], width=6, height=60,
+                  ["satisfaction_share", "total_ratings", "dissatisfied"], width=6, height=60,
                   order_by="satisfaction_share", asc=True, formats={"satisfaction_share": PCT}),
         ],
         [
