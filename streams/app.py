@@ -91,7 +91,6 @@ dossier_table = app.Table(
     default=None,
     partitions=T.DOSSIER_EVENTS.partitions,
     key_type=bytes,
-    value_type=list,
 )
 
 # Register the agents, timers and pages.

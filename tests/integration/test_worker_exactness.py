@@ -1,0 +1,279 @@
+"""The Faust worker on the REAL broker and ClickHouse endpoint: exact results through kill -9.
+
+A simulated month (a few thousand dossiers, with duplicates, out-of-order events and
+malformed messages) is produced in chunks; the worker is SIGKILLed three times while it
+processes them and restarted each time. When the input is fully consumed (committed
+offsets = end offsets), ClickHouse's final state must equal a batch recomputation in
+Python from the raw events, with the same rules:
+
+* every dossier_state row (FINAL) column by column, versions included;
+* the board view's counts per unit x channel (received, early/on time/late, withdrawn,
+  refused, stopped, in progress);
+* distinct raw events, ratings and dead letters.
+
+A second test shows a dossier becoming overdue at its promised time without another event.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from pulse.admin import create_topics
+from pulse.config import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+VN = timezone(timedelta(hours=7))
+
+
+def isolated(settings: Settings, tmp_path: Path, name: str, **kw) -> Settings:
+    """Own topics, consumer group, state dir and ClickHouse database for one test."""
+    tag = uuid.uuid4().hex[:6]
+    base = settings.clickhouse_url.rstrip("/").rsplit("/", 1)[0]
+    s = settings.with_(topic_prefix=f"{name}{tag}.", faust_app_id=f"pulse-{name}-{tag}",
+                       state_dir=tmp_path / f"state-{tag}", clickhouse_url=f"{base}/{name}_{tag}", **kw)
+    create_topics(s)
+    return s
+
+
+def input_lag(s: Settings) -> int:
+    """Messages of the input topics not yet committed by the worker's group (all partitions)."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    from pulse.topics import DOSSIER_EVENTS, RATINGS
+    tps = [TopicPartition(s.topic(spec.name), p) for spec in (DOSSIER_EVENTS, RATINGS)
+           for p in range(spec.partitions)]
+    admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, request_timeout_ms=10000)
+    consumer = KafkaConsumer(bootstrap_servers=s.kafka_bootstrap)
+    try:
+        committed = admin.list_group_offsets({s.faust_app_id: None}).get(s.faust_app_id) or {}
+        ends = consumer.end_offsets(tps)
+    finally:
+        admin.close()
+        consumer.close()
+    return sum(max(0, ends[tp] - (committed[tp].offset if tp in committed else 0)) for tp in tps)
+
+
+def wait_consumed(s: Settings, worker, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert worker.alive(), worker.tail()
+        if input_lag(s) == 0:
+            return
+        time.sleep(1.0)
+    raise TimeoutError(f"input not consumed, lag {input_lag(s)}\n{worker.tail()}")
+
+
+def produce(s: Settings, events) -> None:
+    from kafka import KafkaProducer
+    p = KafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024)
+    try:
+        for ev in events:
+            p.send(s.topic(ev.topic), key=ev.key, value=ev.value)
+        p.flush()
+    finally:
+        p.close()
+
+
+def processed(worker) -> int:
+    st = worker.status() or {}
+    return int((st.get("metrics") or {}).get("events", 0))
+
+
+def ms(t):
+    if t is None:
+        return None
+    return int(t.timestamp() * 1000)
+
+
+# columns of DOSSIER_STATE_COLUMNS compared exactly / with a float tolerance / skipped
+_TIMES = {"submitted_at", "received_at", "promised_at", "finished_at", "returned_at", "refused_at", "closed_at",
+          "first_event_time", "last_event_time"}
+_FLOATS = {"supplement_wait_working_days", "resolution_working_days"}
+
+
+def _same(col, a, b) -> bool:
+    if col in _TIMES:
+        return ms(a) == ms(b)
+    if col in _FLOATS:
+        if a is None or b is None:
+            return a is None and b is None
+        return abs(float(a) - float(b)) <= 1e-3 * max(1.0, abs(float(b)))
+    if isinstance(b, bool) or isinstance(a, bool):
+        return bool(a) == bool(b)
+    return a == b
+
+
+def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
+    from expectations.checks import Checker
+    from schemas.reference import load_reference
+    from simulator.model import Anomaly, SimConfig, generate
+    from sinks.client import get_client
+    from sinks.rows import DOSSIER_STATE_COLUMNS
+    from streams.core import DossierLogic, compact, merge
+    from tests.support.worker import start_worker
+
+    s = isolated(settings, tmp_path, "exact", stream_batch_size=300, stream_batch_window_s=0.1)
+    start = datetime.now(VN).date() - timedelta(days=40)
+    cfg = SimConfig(start=start, days=30, scale=0.1, seed=20261123, anomalies=(
+        Anomaly("duplicates", share=0.03), Anomaly("out_of_order", share=0.03), Anomaly("malformed", share=0.005)))
+    events = list(generate(cfg))
+    n_dossier_msgs = sum(1 for e in events if e.topic == "dossier-events")
+    assert n_dossier_msgs > 8000, n_dossier_msgs
+
+    worker = start_worker(s, log_path=tmp_path / "worker.log")
+    try:
+        chunks = [events[i * len(events) // 4:(i + 1) * len(events) // 4] for i in range(4)]
+        kills = 0
+        for chunk in chunks[:3]:
+            produce(s, chunk)
+            # let it get well into the chunk, then crash it mid-stream
+            target = len(chunk) // 3
+            deadline = time.monotonic() + 120
+            while processed(worker) < target and time.monotonic() < deadline:
+                time.sleep(0.05)
+            worker.kill()
+            kills += 1
+            worker.start()
+        produce(s, chunks[3])
+        wait_consumed(s, worker)
+        assert kills >= 3
+        status = worker.status()
+    finally:
+        worker.stop()
+
+    # ---- batch recomputation from the raw events, with the same rules ----
+    ref = load_reference()
+    checker = Checker.from_suites(ref, s)
+    logic = DossierLogic.from_settings(s, reference=ref)
+    by_code: dict[str, list] = defaultdict(list)
+    ratings, rejected, event_ids = set(), 0, set()
+    for e in events:
+        if e.topic == "dossier-events":
+            v = checker.check_dossier(e.value)
+            if not v.ok:
+                rejected += 1
+                continue
+            by_code[v.event.dossier_code].append(compact(v.event))
+            event_ids.add(v.event.event_id)
+        else:
+            v = checker.check_rating(e.value)
+            if not v.ok:
+                rejected += 1
+                continue
+            ratings.add(v.event.rating_id)
+    now = datetime.now(timezone.utc)
+    expected = {code: logic.state(code, merge(None, evs)[0], now) for code, evs in by_code.items()}
+
+    client = get_client(s)
+    try:
+        got = {r[0]: r for r in client.query(
+            f"SELECT {', '.join(DOSSIER_STATE_COLUMNS)} FROM dossier_state FINAL").result_rows}
+        assert set(got) == set(expected)
+        idx = {c: i for i, c in enumerate(DOSSIER_STATE_COLUMNS)}
+        mismatches = []
+        for code, st in expected.items():
+            row = got[code]
+            dl = st.judgement.deadline
+            borderline = dl is not None and abs((dl - now).total_seconds()) < 120
+            for col, i in idx.items():
+                if col == "updated_at" or (borderline and col in ("overdue", "version")):
+                    continue
+                if not _same(col, row[i], st.row[i]):
+                    mismatches.append((code, col, row[i], st.row[i]))
+        assert not mismatches, mismatches[:20]
+
+        # the board view vs the recomputation, per unit x channel (board aggregates refreshed now)
+        from sinks.migrate import refresh_board_aggregates
+        refresh_board_aggregates(client)
+        view = client.query("""
+            SELECT unit_code, channel, sum(received), sum(resolved_early), sum(resolved_on_time),
+                   sum(resolved_late), sum(withdrawn), sum(refused), sum(stopped), sum(in_progress)
+            FROM v_dossier_daily GROUP BY unit_code, channel""").result_rows
+        got_board = {(u, c): tuple(int(x) for x in rest) for u, c, *rest in view}
+        board: dict = defaultdict(Counter)
+        for st in expected.values():
+            f, out = st.facts, st.judgement.outcome.value
+            b = board[(f.unit_code, f.channel)]
+            b["received"] += 1
+            if f.is_open:
+                b["in_progress"] += 1
+            else:
+                b[out] += 1
+        want_board = {k: (c["received"], c["early"], c["on_time"], c["late"], c["withdrawn"], c["refused"],
+                          c["stopped"], c["in_progress"]) for k, c in board.items()}
+        assert got_board == want_board
+
+        assert client.query("SELECT count() FROM dossier_events FINAL").result_rows[0][0] == len(event_ids)
+        assert client.query("SELECT count() FROM ratings FINAL").result_rows[0][0] == len(ratings)
+        assert client.query("SELECT count() FROM dead_letters FINAL").result_rows[0][0] == rejected
+        outcomes = Counter(st.judgement.outcome.value for st in expected.values())
+        assert outcomes["late"] and outcomes["early"] and outcomes[""], outcomes
+        print(f"\n{len(events)} messages, {len(expected)} dossiers, outcomes {dict(outcomes)}, "
+              f"{rejected} dead letters, {kills} kills; last worker metrics {status and status.get('metrics')}")
+    finally:
+        client.close()
+
+
+def test_overdue_fires_at_the_promised_time_without_another_event(settings, tmp_path):
+    from schemas.codec import encode
+    from schemas.contracts import DossierEvent
+    from schemas.reference import load_reference
+    from sinks.client import get_client
+    from tests.support.worker import start_worker
+
+    s = isolated(settings, tmp_path, "overdue")
+    ref = load_reference()
+    unit = next(u for u in ref.units.values() if u.kind == "commune")
+    proc = ref.procedures_at("commune")[0]
+    now = datetime.now(VN).replace(microsecond=0)
+    promised = now + timedelta(seconds=12)
+    common = dict(source_system="test", dossier_code="HS-OVERDUE-1", procedure_code=proc.code,
+                  procedure_field=proc.field_code, unit_code=unit.code)
+    evs = [DossierEvent(event_id="HS-OVERDUE-1-e1", event_time=now - timedelta(hours=2), status=2,
+                        received_at=now - timedelta(hours=2), promised_at=promised, **common),
+           DossierEvent(event_id="HS-OVERDUE-1-e2", event_time=now - timedelta(hours=1), status=4, **common)]
+
+    class E:
+        def __init__(self, ev):
+            self.topic, self.key, self.value = "dossier-events", b"HS-OVERDUE-1", encode(ev)
+
+    worker = start_worker(s, log_path=tmp_path / "worker.log")
+    client = get_client(s)
+    try:
+        produce(s, [E(e) for e in evs])
+
+        def state():
+            r = client.query("SELECT overdue, version, is_open FROM dossier_state FINAL "
+                             "WHERE dossier_code = 'HS-OVERDUE-1'").result_rows
+            return r[0] if r else None
+
+        deadline = time.monotonic() + 60
+        while state() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        first = state()
+        assert first is not None and not first[0] and first[1] == 4, first   # open, not overdue yet
+        assert datetime.now(VN) < promised
+        # due_soon right away (promised within OVERDUE_WARNING_HOURS)
+        kinds = lambda: {r[0] for r in client.query(  # noqa: E731
+            "SELECT kind FROM alerts FINAL WHERE dossier_code = 'HS-OVERDUE-1'").result_rows}
+        while "due_soon" not in kinds() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "due_soon" in kinds()
+        while not (state() or (0,))[0] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        flagged_at = datetime.now(VN)
+        st = state()
+        assert st[0] and st[1] == 5 and st[2], st            # overdue, version 2*2+1, still open
+        assert promised <= flagged_at <= promised + timedelta(seconds=5), (promised, flagged_at)
+        assert "overdue" in kinds()
+        msg = client.query("SELECT message FROM alerts FINAL WHERE kind = 'overdue'").result_rows[0][0]
+        assert "quá hạn" in msg
+    finally:
+        client.close()
+        worker.stop()
