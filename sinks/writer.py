@@ -36,7 +36,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from clickhouse_connect.driver.exceptions import (DatabaseError, DataError, NotSupportedError, OperationalError,
+                                                  ProgrammingError)
 
 log = logging.getLogger("motcua.sinks.writer")
 
@@ -69,6 +70,8 @@ class SinkClosed(RuntimeError):
 
 
 def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (DataError, ProgrammingError, NotSupportedError, TypeError, ValueError)):
+        return False  # the rows themselves cannot be serialised / are refused by the client
     if isinstance(exc, (OperationalError, ConnectionError, TimeoutError, OSError)):
         return True
     if isinstance(exc, DatabaseError):

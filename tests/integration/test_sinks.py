@@ -25,7 +25,7 @@ from sinks.migrate import (BOARD_AGGREGATES, MIGRATIONS_TABLE, Migration, Migrat
 from sinks.reference import _default_calendar, calendar_rows, load_reference_tables
 from sinks.rows import (DEAD_LETTER_COLUMNS, DOSSIER_EVENT_COLUMNS, DOSSIER_STATE_COLUMNS,
                         PIPELINE_METRIC_COLUMNS, RATING_COLUMNS, SINK_KEYS, dead_letter_row)
-from sinks.writer import ClickHouseSink
+from sinks.writer import ClickHouseSink, SinkError
 
 pytestmark = pytest.mark.integration
 
@@ -471,3 +471,43 @@ def test_board_views_equal_plain_computation(client):
     # ---- v_freshness: latest snapshot per partition
     got = client.query("SELECT partition, worker, lag, freshness_ms FROM v_freshness ORDER BY partition").result_rows
     assert got == [(p, "w4", p * 10 + 4, 4000 + p) for p in range(3)]
+
+
+# ------------------------------------------------------------------ writer API details
+
+def test_sink_async_api_backpressure_and_rejected_batch(ch_settings, client):
+    import asyncio
+
+    now = datetime.now(VN)
+    rows = [_event_row(i, now) for i in range(30_000)]
+    for r in rows:
+        r[0] = r[0].replace("outage", "async")
+    sink = ClickHouseSink(lambda: get_client(ch_settings), "dossier_events", DOSSIER_EVENT_COLUMNS,
+                          key_columns=SINK_KEYS["dossier_events"], max_rows=1000, max_seconds=5.0,
+                          max_buffer_rows=2000)
+
+    async def run():
+        tickets = []
+        for i in range(0, len(rows), 700):
+            tickets.append(await sink.write_async(rows[i:i + 700]))
+            assert sink.pending <= 2000  # bounded: the coroutine waited for room
+        await sink.wait_async(tickets[-1])
+        # a replay of the same rows (a restart re-reading uncommitted offsets) changes nothing
+        await sink.write_async(rows[:5000], wait=True)
+
+    asyncio.run(run())
+    sink.close()
+    n, n_final = client.query("SELECT uniqExact(event_id), (SELECT count() FROM dossier_events FINAL WHERE event_id LIKE 'ev-async-%') "
+                              "FROM dossier_events WHERE event_id LIKE 'ev-async-%'").result_rows[0]
+    assert n == n_final == len(rows)
+    assert sink.stats.rows_written == len(rows) + 5000 and sink.stats.retries == 0
+
+    # A batch the server rejects for good (not an outage) is not dropped: the sink keeps the
+    # rows and raises to the caller, who must not commit offsets.
+    bad = ClickHouseSink(lambda: get_client(ch_settings), "dossier_events", DOSSIER_EVENT_COLUMNS,
+                         max_rows=10, max_seconds=0.1, retry_initial_s=0.01, max_permanent_retries=1)
+    row = _event_row(1, now)
+    row[9] = 300  # channel is UInt8: out of range
+    with pytest.raises(SinkError):
+        bad.write([row], wait=True, timeout=30)
+    assert bad.pending == 1
