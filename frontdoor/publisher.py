@@ -31,6 +31,7 @@ def producer_config(settings: Settings, **overrides) -> dict:
         linger_ms=5,
         retries=5,
         max_block_ms=5_000,        # metadata / buffer waits
+        bootstrap_timeout_ms=5_000,  # first connection (API started while Kafka is down)
         request_timeout_ms=5_000,
         delivery_timeout_ms=15_000,  # -> PublishError -> 503 within ~15 s when the broker is down
         client_id="motcua-frontdoor",

@@ -3,6 +3,7 @@ every rating answered 2xx must reach ClickHouse (Faust worker + sink), none lost
 from __future__ import annotations
 
 import importlib.util
+import sys
 import uuid
 
 import pytest
@@ -18,6 +19,7 @@ RATE, SECONDS = 500, 20
 def _bench():
     spec = importlib.util.spec_from_file_location("bench_kiosk_api", REPO_ROOT / "bench" / "bench_kiosk_api.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod   # dataclasses look their module up
     spec.loader.exec_module(mod)
     return mod
 
