@@ -292,3 +292,27 @@ def test_schemathesis_finds_no_server_errors(fd, tmp_path):
            "--report", "junit", "--report-dir", str(tmp_path)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=150, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_broker_dies_mid_flight_503(tmp_path):
+    """Producer already connected, then the broker dies: the next rating is 503 (delivery timeout), not 2xx."""
+    from pulse.admin import create_topics
+    from pulse.config import Settings
+    from tests.support.kafka import start_broker
+    broker = start_broker(tmp_path / "kafka")
+    try:
+        s = Settings().with_(kafka_bootstrap=broker.bootstrap, topic_prefix="mid.")
+        create_topics(s, (RATINGS,))
+        tokens = write_credentials(tmp_path / "c.yaml", [("K-M", "kiosk", [UNIT])])
+        with ThreadServer(create_app(s, CredentialStore(tmp_path / "c.yaml"))) as srv:
+            h = {"Authorization": f"Bearer {tokens['K-M']}"}
+            assert httpx.post(srv.url + "/v1/ratings", json=rating(kiosk="K-M", unit=UNIT), headers=h,
+                              timeout=60).status_code == 201
+            broker.kill()
+            t0 = time.monotonic()
+            resp = httpx.post(srv.url + "/v1/ratings", json=rating(kiosk="K-M", unit=UNIT), headers=h, timeout=60)
+            assert resp.status_code == 503 and resp.headers.get("Retry-After")
+            assert time.monotonic() - t0 < 30
+    finally:
+        broker.stop()
