@@ -53,6 +53,7 @@ class Settings:
     api_port: int = 8000
     kiosk_rate_limit_per_minute: int = 600
     max_request_bytes: int = 1_000_000
+    credentials_file: str = ""  # empty: <state_dir>/credentials.yaml
 
     # Superset
     superset_port: int = 8088
@@ -91,6 +92,7 @@ class Settings:
             api_port=_env_int("API_PORT", d.api_port),
             kiosk_rate_limit_per_minute=_env_int("KIOSK_RATE_LIMIT_PER_MINUTE", d.kiosk_rate_limit_per_minute),
             max_request_bytes=_env_int("MAX_REQUEST_BYTES", d.max_request_bytes),
+            credentials_file=_env("PULSE_CREDENTIALS", d.credentials_file),
             superset_port=_env_int("SUPERSET_PORT", d.superset_port),
             superset_admin_user=_env("SUPERSET_ADMIN_USER", d.superset_admin_user),
             superset_admin_password=_env("SUPERSET_ADMIN_PASSWORD", d.superset_admin_password),
@@ -107,6 +109,11 @@ class Settings:
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
+
+    @property
+    def credentials_path(self) -> Path:
+        """Per-kiosk and per-source credentials of the front doors (frontdoor/credentials.py)."""
+        return Path(self.credentials_file) if self.credentials_file else self.state_dir / "credentials.yaml"
 
     def topic(self, name: str) -> str:
         """Full Kafka topic name for a logical topic name (see pulse.topics)."""

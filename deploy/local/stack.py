@@ -9,6 +9,7 @@ restarted from its kept data), ``down`` stops everything cleanly and keeps the d
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from pulse import procs
 from pulse.config import REPO_ROOT, Settings
 
 PY = sys.executable
+DEMO_KIOSK = "KIOSK-DEMO-01"
 SUPERSET_PY = str(REPO_ROOT / ".venv-superset" / "bin" / "python")
 MANAGE_SUPERSET = str(REPO_ROOT / "deploy" / "superset" / "manage.py")
 
@@ -91,8 +93,7 @@ class Stack:
                  self.broker.stop, self.broker.pid),
             Part("clickhouse", f"http://{self.ch_host}:{self.ch_port}", lambda: procs.http_ok(ch_ping),
                  self._start_clickhouse, lambda: self._stop("clickhouse"), lambda: self._pid("clickhouse")),
-            Part("worker", f"http://127.0.0.1:{s.faust_web_port}",
-                 lambda: bool(self._pid("worker")) and procs.port_open("127.0.0.1", s.faust_web_port),
+            Part("worker", f"http://127.0.0.1:{s.faust_web_port}/pulse/status/", self._worker_ready,
                  self._start_worker, lambda: self._stop("worker", 60), lambda: self._pid("worker")),
             Part("kiosk-api", f"{api}/docs", lambda: procs.http_ok(f"{api}/health"),
                  self._start_api, lambda: self._stop("kiosk-api"), lambda: self._pid("kiosk-api")),
@@ -111,19 +112,55 @@ class Stack:
 
     def _prepare_data(self) -> None:
         """Schema migrations, reference data and topics: idempotent, run on every up."""
-        env = _env(self.s)
-        subprocess.run([PY, "-m", "sinks.migrate", "--load-reference"], check=True, env=env, cwd=REPO_ROOT)
+        from sinks.client import get_client
+        from sinks.migrate import migrate_settings
+        from sinks.reference import load_reference_tables
+        applied = migrate_settings(self.s, log=lambda *a: None)
+        if applied:
+            print(f"  applied ClickHouse migrations: {', '.join(map(str, applied))}")
+        client = get_client(self.s)
+        try:
+            load_reference_tables(client)
+        finally:
+            client.close()
         from pulse.admin import create_topics
         created = create_topics(self.s)
         if created:
             print(f"  created topics: {', '.join(created)}")
 
+    def _worker_ready(self) -> bool:
+        # Ready = partitions assigned and tables recovered (the worker's own status page).
+        import urllib.request
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.s.faust_web_port}/pulse/status/", timeout=2) as r:
+                return bool(json.loads(r.read()).get("ready"))
+        except Exception:
+            return False
+
     def _start_worker(self) -> None:
         self._spawn("worker", [PY, "-m", "streams", "worker", "-l", "info",
                                "--web-port", str(self.s.faust_web_port), "--web-host", "127.0.0.1"],
-                    lambda: procs.port_open("127.0.0.1", self.s.faust_web_port), timeout=120)
+                    self._worker_ready, timeout=180)
+
+    def _ensure_demo_kiosk(self) -> str | None:
+        """Local mode: one demo kiosk credential, so the API can be tried at once."""
+        from frontdoor.credentials import load_file, new_credential, save_file
+        token_file = self.s.state_dir / "demo_kiosk_token"
+        path = self.s.credentials_path
+        creds = load_file(path) if path.exists() else {}
+        if DEMO_KIOSK in creds and token_file.exists():
+            return token_file.read_text().strip()
+        if DEMO_KIOSK in creds:
+            return None
+        cred, token = new_credential(DEMO_KIOSK, "kiosk", ["*"], "demo kiosk created by make up")
+        creds[cred.id] = cred
+        save_file(path, creds)
+        token_file.write_text(token)
+        token_file.chmod(0o600)
+        return token
 
     def _start_api(self) -> None:
+        self._ensure_demo_kiosk()
         self._spawn("kiosk-api", [PY, "-m", "frontdoor", "--host", self.s.api_host,
                                   "--port", str(self.s.api_port)],
                     lambda: procs.http_ok(f"http://{self.s.api_host}:{self.s.api_port}/health"), timeout=60)
@@ -193,6 +230,7 @@ class Stack:
         print(f"""
   Boards (Superset)   http://127.0.0.1:{s.superset_port}/dashboard/list/   user {user}  password {pw}
   Kiosk API           http://{s.api_host}:{s.api_port}/docs   (OpenAPI: /openapi.json)
+                      demo kiosk {DEMO_KIOSK}, token in {s.state_dir / 'demo_kiosk_token'}
   ClickHouse (HTTP)   {s.clickhouse_url}
   Kafka               {s.kafka_bootstrap}   topics {s.topic_prefix}*
   Logs                {self.logs}/
