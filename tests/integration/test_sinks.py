@@ -53,9 +53,12 @@ def client(ch_settings):
 # --------------------------------------------------------------------------- 1. migrations
 
 def _schema_snapshot(client, db):
+    # Refreshable views swap their inner table at each refresh: compare their definitions only.
     tables = client.query(
-        "SELECT name, engine, create_table_query, metadata_modification_time FROM system.tables "
-        "WHERE database = {db:String} ORDER BY name", parameters={"db": db}).result_rows
+        "SELECT name, engine, create_table_query, "
+        "       if(engine = 'MaterializedView', toDateTime(0), metadata_modification_time) "
+        "FROM system.tables WHERE database = {db:String} AND NOT startsWith(name, '.inner') ORDER BY name",
+        parameters={"db": db}).result_rows
     migrations = client.query(f"SELECT version, checksum, applied_at FROM {db}.{MIGRATIONS_TABLE} ORDER BY version").result_rows
     return tables, migrations
 
