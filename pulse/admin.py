@@ -33,7 +33,7 @@ def consumer_lag(settings: Settings, group_id: str) -> dict[str, int]:
     from kafka import KafkaConsumer, TopicPartition
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
     try:
-        committed = admin.list_consumer_group_offsets(group_id)
+        committed = admin.list_group_offsets(group_id).get(group_id, {})
     finally:
         admin.close()
     if not committed:
