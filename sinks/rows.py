@@ -38,7 +38,7 @@ DEAD_LETTER_COLUMNS = [
 ]
 
 DQ_RESULT_COLUMNS = [
-    "batch_id", "suite", "expectation", "column", "success", "success_share",
+    "batch_id", "suite", "expectation", "rule", "column", "success", "success_share",
     "unexpected_count", "element_count", "batch_time",
 ]
 
