@@ -79,8 +79,6 @@ def seed(settings, days: int = 45, dossiers_per_day: int = 160, ratings_per_day:
             promised = _working_days_after(received, max(legal, 0.5))
             p_open = 0.9 if d == 0 else (0.5 if d < 3 else (0.12 if d < 10 else 0.015))
             is_open = rng.random() < p_open
-            if not is_open and d < 2 and received + (promised - received) * 0.6 > now:
-                is_open = True  # would finish in the future: still open now
             outcome, finished, closed, rwd, refused = "", None, None, None, None
             status = rng.choice([2, 4, 4, 5]) if is_open else 10
             if not is_open:
@@ -99,8 +97,8 @@ def seed(settings, days: int = 45, dossiers_per_day: int = 160, ratings_per_day:
                     finished = received + (promised - received) * frac
                     closed = finished
                     rwd = round(legal * frac, 2)
-                if closed > now:
-                    closed = finished = now - timedelta(minutes=rng.randrange(1, 30))
+                if closed > now:  # would close in the future: still open now
+                    is_open, outcome, finished, closed, rwd, refused, status = True, "", None, None, None, None, 4
             code = f"{unit.code}-{received:%y%m%d}-{n:06d}"
             state.append([
                 code, unit.code, proc.code, proc.field_code, channel, status,
