@@ -205,9 +205,10 @@ def fold(dossier_code: str, events: Iterable[EventFacts]) -> DossierFacts | None
         applied = ordered[:1]
         status = applied[0].status
     rev = applied[::-1]
-
-    def first_status_time(code: int):
-        return _first(e.event_time if e.status == code else None for e in applied)
+    status_times: dict[int, datetime] = {}
+    for e in applied:
+        status_times.setdefault(e.status, e.event_time)
+    first_status_time = status_times.get
 
     return DossierFacts(
         dossier_code=dossier_code,

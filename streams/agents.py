@@ -187,8 +187,8 @@ async def _write_all(pairs) -> None:
     for sink, rows in pairs:
         if rows:
             tickets.append((sink, await sink.write_async(rows)))
-    for sink, ticket in tickets:
-        await sink.wait_async(ticket)
+    # wait on all at once: each wait asks its sink to flush now, so the inserts run in parallel
+    await asyncio.gather(*(sink.wait_async(ticket) for sink, ticket in tickets))
 
 
 async def _send_alerts(rt: Runtime, alerts: list[dict], to_topic: bool = True) -> None:

@@ -1,0 +1,339 @@
+"""End-to-end pipeline benchmark: Kafka -> Faust worker -> ClickHouse, beside raw consumption.
+
+    .venv/bin/python bench/bench_pipeline.py [--events 100000] [--rate 1000] [--seconds 20]
+                                             [--batch 2000] [--profile]
+
+Starts (temporary folders, free ports) the real Kafka broker, the chDB endpoint and the
+worker (``python -m streams worker`` via tests/support/worker.py), then measures in ONE run:
+
+1. Baseline: raw consumption of the pre-filled ``dossier-events`` topic with aiokafka
+   (AIOKafkaConsumer, getmany, no processing): events/s.
+2. Throughput: the worker drains the same backlog; events/s from the moment it is ready
+   until every accepted event is queryable in ClickHouse (``dossier_events`` and the
+   ``dossier_state`` rows of every dossier).
+3. Freshness under load: events produced at ``--rate``/s with event_time = now for
+   ``--seconds``; freshness = ClickHouse ``inserted_at`` (server time the row became
+   queryable) - event_time, p50/p99/max; plus a polling cross-check on a sample.
+4. ``--profile``: cProfile of the batch path in-process (real checker and rules, no-op
+   sinks) to show where the CPU goes.
+
+Figures are printed; exit code 0. Targets (2 cores): >= 20,000 events/s sustained,
+p99 freshness <= 2 s at 1,000 events/s.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+from pulse.config import Settings  # noqa: E402
+
+VN = timezone(timedelta(hours=7))
+
+
+class EventFactory:
+    """Valid dossier lifecycles (2 received -> 4 in progress -> 9 finished -> 10 returned) on real
+    reference codes, encoded as the contract's JSON."""
+
+    def __init__(self, seed: int = 1):
+        from schemas.reference import load_reference
+        ref = load_reference()
+        self.rng = random.Random(seed)
+        self.pairs = []
+        for p in ref.procedures.values():
+            units = [u for u in ref.units.values() if u.kind == ("commune" if p.level == "commune" else "department")]
+            for u in units[:20]:
+                self.pairs.append((u.code, p.code, p.field_code))
+        self.run = uuid.uuid4().hex[:6]
+
+    def lifecycle(self, i: int, t0: datetime, step: timedelta) -> list[tuple[bytes, bytes]]:
+        from schemas.codec import encode
+        from schemas.contracts import DossierEvent
+        unit, proc, field = self.pairs[i % len(self.pairs)]
+        code = f"B{self.run}-{i:08d}"
+        common = dict(source_system="bench", dossier_code=code, procedure_code=proc, procedure_field=field,
+                      unit_code=unit, channel=1 + (i % 3 == 0))
+        out = []
+        for k, status in enumerate((2, 4, 9, 10)):
+            t = t0 + step * k
+            extra = {}
+            if status == 2:
+                extra = dict(received_at=t, promised_at=t + timedelta(days=5))
+            elif status == 9:
+                extra = dict(finished_at=t)
+            elif status == 10:
+                extra = dict(returned_at=t)
+            ev = DossierEvent(event_id=f"{code}-s{status:02d}", event_time=t, status=status, **common, **extra)
+            out.append((code.encode(), encode(ev)))
+        return out
+
+
+def produce_backlog(s: Settings, factory: EventFactory, n_events: int) -> int:
+    from kafka import KafkaProducer
+    p = KafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks=1, linger_ms=20, batch_size=512 * 1024,
+                      compression_type=None)
+    topic = s.topic("dossier-events")
+    base = datetime.now(VN).replace(microsecond=0) - timedelta(days=20)
+    sent = 0
+    i = 0
+    while sent < n_events:
+        for key, value in factory.lifecycle(i, base + timedelta(seconds=i), timedelta(hours=3)):
+            p.send(topic, key=key, value=value)
+            sent += 1
+        i += 1
+    p.flush()
+    p.close()
+    return sent
+
+
+async def raw_consume(s: Settings, expected: int) -> tuple[float, int]:
+    from aiokafka import AIOKafkaConsumer
+    c = AIOKafkaConsumer(s.topic("dossier-events"), bootstrap_servers=s.kafka_bootstrap,
+                         auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+                         max_partition_fetch_bytes=8 * 1024 * 1024)
+    await c.start()
+    n = 0
+    t0 = None
+    try:
+        while n < expected:
+            batch = await c.getmany(timeout_ms=1000, max_records=10_000)
+            for msgs in batch.values():
+                if msgs and t0 is None:
+                    t0 = time.perf_counter()
+                n += len(msgs)
+    finally:
+        await c.stop()
+    return time.perf_counter() - (t0 or time.perf_counter()), n
+
+
+def wait_rows(client, sql: str, expected: int, timeout: float, poll: float = 0.2) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.query(sql).result_rows[0][0] >= expected:
+            return time.monotonic()
+        time.sleep(poll)
+    raise TimeoutError(f"{sql}: fewer than {expected} rows after {timeout} s "
+                       f"({client.query(sql).result_rows[0][0]})")
+
+
+def pct(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+
+
+def freshness_run(s: Settings, client, factory: EventFactory, rate: int, seconds: float):
+    """Open-loop producer at ``rate`` events/s with event_time = now."""
+    from kafka import KafkaProducer
+    from schemas.codec import encode
+    from schemas.contracts import DossierEvent
+    p = KafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks=1, linger_ms=2)
+    topic = s.topic("dossier-events")
+    run = uuid.uuid4().hex[:6]
+    ids = []
+    sample_seen = {}
+    sample = set()
+    stop = threading.Event()
+
+    def poller():
+        while not stop.is_set() or len(sample_seen) < len(sample):
+            pending = [i for i in list(sample) if i not in sample_seen]
+            if pending:
+                q = "SELECT event_id FROM dossier_events WHERE event_id IN (%s)" % ",".join(f"'{x}'" for x in pending)
+                for (eid,) in client.query(q).result_rows:
+                    sample_seen.setdefault(eid, time.time())
+            time.sleep(0.05)
+            if stop.is_set() and time.time() > stop_time[0] + 30:
+                break
+    stop_time = [0.0]
+    th = threading.Thread(target=poller, daemon=True)
+    th.start()
+    sent_at = {}
+    t_start = time.perf_counter()
+    n = int(rate * seconds)
+    pairs = factory.pairs
+    for i in range(n):
+        due = t_start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        unit, proc, field = pairs[i % len(pairs)]
+        code = f"F{run}-{i:07d}"
+        now = datetime.now(VN)
+        ev = DossierEvent(event_id=f"{code}-s02", event_time=now, status=2, source_system="bench",
+                          dossier_code=code, procedure_code=proc, procedure_field=field, unit_code=unit,
+                          received_at=now, promised_at=now + timedelta(days=5))
+        p.send(topic, key=code.encode(), value=encode(ev))
+        ids.append(ev.event_id)
+        if i % 50 == 0:
+            sample.add(ev.event_id)
+            sent_at[ev.event_id] = now.timestamp()
+    p.flush()
+    achieved = n / (time.perf_counter() - t_start)
+    stop_time[0] = time.time()
+    wait_rows(client, f"SELECT count() FROM dossier_events WHERE event_id LIKE 'F{run}-%'", n, 120)
+    stop.set()
+    th.join(timeout=40)
+    rows = client.query(
+        "SELECT toUnixTimestamp64Milli(inserted_at) - toUnixTimestamp64Milli(event_time) "
+        f"FROM dossier_events WHERE event_id LIKE 'F{run}-%'").result_rows
+    fresh = [r[0] / 1000 for r in rows]
+    polled = [sample_seen[e] - sent_at[e] for e in sample_seen]
+    return achieved, fresh, polled
+
+
+def profile_batch_path(n_events: int = 20_000) -> str:
+    from streams import agents
+    from tests.test_agents import Ev, Msg
+    factory = EventFactory(seed=2)
+    msgs = []
+    base = datetime.now(VN) - timedelta(days=3)
+    i = 0
+    while len(msgs) < n_events:
+        for key, value in factory.lifecycle(i, base + timedelta(seconds=i), timedelta(hours=3)):
+            msgs.append(Ev(Msg("p.dossier-events", i % 4, len(msgs), value, time.time())))
+        i += 1
+    random.Random(1).shuffle(msgs)
+
+    class Sink:
+        async def write_async(self, rows, wait=False):
+            return 0
+
+        async def wait_async(self, t):
+            return None
+
+    class Topic:
+        async def send(self, key=None, value=None):
+            return None
+    from collections import OrderedDict
+
+    from expectations.checks import Checker
+    from schemas.reference import load_reference
+    from streams.core import DossierLogic
+    rt = agents.Runtime.__new__(agents.Runtime)
+    ref = load_reference()
+    rt.reference, rt.checker = ref, Checker.from_suites(ref, Settings())
+    rt.logic = DossierLogic.from_settings(Settings(), reference=ref)
+    for name in ("events_sink", "state_sink", "ratings_sink", "dead_sink", "alerts_sink", "dq_sink", "metrics_sink"):
+        setattr(rt, name, Sink())
+    rt.metrics = agents.Metrics()
+    rt.started_at = datetime.now(timezone.utc)
+    rt.overdue_heap, rt.warn_heap, rt.gx_rows, rt.gx_task, rt.gx_last = [], [], {"dossier_events": [], "ratings": []}, None, 0.0
+    rt.recent_ratings = OrderedDict()
+    table = {}
+    agents.dossier_table = table
+    agents._set_table = lambda k, v, e: table.__setitem__(k, v)
+    agents.dead_letters_topic = agents.alerts_topic = Topic()
+    agents.maybe_validate_micro_batch = lambda rt, force=False: None
+
+    async def go():
+        for k in range(0, len(msgs), 2000):
+            await agents.process_dossier_batch(rt, msgs[k:k + 2000])
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    asyncio.run(go())
+    prof.disable()
+    dt = time.perf_counter() - t0
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)
+    return f"in-process batch path: {len(msgs)} events in {dt:.2f} s = {len(msgs) / dt:,.0f} events/s " \
+           f"(one core, under cProfile)\n" + out.getvalue()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--rate", type=int, default=1000)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--batch", type=int, default=2000)
+    ap.add_argument("--window", type=float, default=0.05)
+    ap.add_argument("--profile", action="store_true", help="cProfile the batch path in-process")
+    ap.add_argument("--profile-worker", action="store_true", help="cProfile the worker during the throughput phase")
+    args = ap.parse_args(argv)
+    args.seconds = min(args.seconds, 300)
+
+    from pulse.admin import create_topics
+    from sinks.client import get_client
+    from tests.support.endpoint import start_endpoint
+    from tests.support.kafka import start_broker
+    from tests.support.worker import start_worker
+
+    if args.profile:
+        print(profile_batch_path())
+
+    home = Path(tempfile.mkdtemp(prefix="pulse-bench-"))
+    broker = start_broker(home / "kafka")
+    endpoint = start_endpoint(home / "chdb")
+    worker = None
+    try:
+        tag = uuid.uuid4().hex[:6]
+        s = Settings.from_env().with_(
+            state_dir=home / "state", kafka_bootstrap=broker.bootstrap,
+            clickhouse_url=f"{endpoint.url.rstrip('/')}/motcua", topic_prefix=f"b{tag}.",
+            faust_app_id=f"pulse-bench-{tag}", stream_batch_size=args.batch, stream_batch_window_s=args.window)
+        create_topics(s)
+        factory = EventFactory()
+        t = time.perf_counter()
+        n = produce_backlog(s, factory, args.events)
+        print(f"produced backlog: {n:,} events in {time.perf_counter() - t:.1f} s")
+
+        dt, got = asyncio.run(raw_consume(s, n))
+        base_rate = got / dt
+        print(f"baseline  aiokafka raw consumption: {got:,} events in {dt:.2f} s = {base_rate:,.0f} events/s")
+
+        prof_path = home / "worker.prof"
+        worker = start_worker(s, env={"PULSE_PROFILE": str(prof_path)} if args.profile_worker else None,
+                              log_path=home / "worker.log")
+        t_ready = time.monotonic()
+        client = get_client(s)
+        t_events = wait_rows(client, "SELECT count() FROM dossier_events", n, 900)
+        dossiers = n // 4
+        t_state = wait_rows(client, "SELECT uniqExact(dossier_code) FROM dossier_state "
+                                    "WHERE status = 10", dossiers, 900)
+        t_done = max(t_events, t_state)
+        rate = n / (t_done - t_ready)
+        print(f"pipeline  Kafka -> Faust -> ClickHouse:  {n:,} events ({dossiers:,} dossiers) in "
+              f"{t_done - t_ready:.2f} s = {rate:,.0f} events/s  ({rate / base_rate:.1%} of raw consumption)")
+        st = worker.status() or {}
+        print(f"          worker metrics: {st.get('metrics')}")
+        if args.profile_worker:
+            worker.stop(timeout=60)
+            out = io.StringIO()
+            stats = pstats.Stats(str(prof_path), stream=out)
+            stats.sort_stats("tottime").print_stats(30)
+            print("worker profile (throughput phase, by own time):\n" + out.getvalue())
+            worker = start_worker(s, log_path=home / "worker2.log")
+
+        achieved, fresh, polled = freshness_run(s, client, factory, args.rate, args.seconds)
+        print(f"freshness at {achieved:,.0f} events/s for {args.seconds:.0f} s ({len(fresh):,} events), "
+              f"event time -> queryable (ClickHouse inserted_at): p50 {pct(fresh, 50):.3f} s, "
+              f"p99 {pct(fresh, 99):.3f} s, max {max(fresh):.3f} s")
+        if polled:
+            print(f"          cross-check by polling {len(polled)} sampled ids: p50 {statistics.median(polled):.3f} s, "
+                  f"p99 {pct(polled, 99):.3f} s (includes the 50 ms poll interval)")
+        client.close()
+    finally:
+        if worker is not None:
+            worker.stop(timeout=30)
+        endpoint.stop()
+        broker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
