@@ -184,8 +184,7 @@ class Stack:
 
     def _start_feed(self) -> None:
         # A month of history first (so the boards have trends), then a live trickle.
-        self._spawn("demo-feed", [PY, "-m", "simulator", "--to", "kafka", "--live",
-                                  "--history-days", "30", "--scale", "0.05", "--rate", "20"],
+        self._spawn("demo-feed", [PY, "-m", "deploy.local.demo_feed", "--history-days", "30"],
                     lambda: True, timeout=10)
 
     # -- commands --------------------------------------------------------------------------
