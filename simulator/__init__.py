@@ -12,27 +12,48 @@ from simulator.model import (DOSSIER_TOPIC, RATING_TOPIC, Anomaly, SimConfig, Si
 __all__ = ["generate", "SimConfig", "SimEvent", "Summary", "Anomaly", "DOSSIER_TOPIC", "RATING_TOPIC", "run"]
 
 
-def run(config: SimConfig, output, *, rate: float | None = None, progress: bool = False) -> Summary:
-    """Generate and send every event to ``output`` (simulator.output.*); return the summary."""
-    from simulator.output import Throttle
-    summary = Summary()
+def run(config: SimConfig, output, *, rate: float | None = None, progress: bool = False,
+        parallel: bool = False) -> Summary:
+    """Generate and send every event to ``output`` (simulator.output.*); return the summary.
+
+    ``parallel``: generate in a child process and only send in this one. kafka-python's
+    producer costs ~40 µs of Python per event and generation ~30 µs; on one core they add
+    up (~13k events/s), in two processes they overlap (see bench/bench_simulator.py)."""
+    from simulator.output import Throttle, _raw_send
     throttle = Throttle(rate)
+    send = _raw_send(output)
     bar = None
-    i = 0
     if progress:
         from tqdm import tqdm
         expected = int(config.dossiers_per_year * config.scale / config.working_days_per_year
                        * config.days * 0.72 * 4.2)
         bar = tqdm(total=expected, unit="ev", unit_scale=True, desc="simulating")
+    summary = Summary()
     try:
-        for i, ev in enumerate(generate(config, summary), 1):
-            output.send(ev)
-            throttle.tick()
-            if bar is not None and i % 1000 == 0:
-                bar.update(1000)
+        if parallel:
+            from simulator.parallel import generate_batches
+            batches = generate_batches(config, summary)
+        else:
+            batches = _batches(config, summary)
+        for batch in batches:
+            for topic, key, value, ts_ms in batch:
+                send(topic, key, value, ts_ms)
+                throttle.tick()
+            if bar is not None:
+                bar.update(len(batch))
     finally:
         if bar is not None:
-            bar.update(i % 1000)
             bar.close()
         output.close()
     return summary
+
+
+def _batches(config: SimConfig, summary: Summary, size: int = 1000):
+    batch = []
+    for ev in generate(config, summary):
+        batch.append((ev.topic, ev.key, ev.value, int(ev.event_time.timestamp() * 1000)))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

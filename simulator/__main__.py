@@ -27,6 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--to", choices=("kafka", "files", "null"), default="kafka")
     p.add_argument("--out", type=Path, help="directory for --to files")
     p.add_argument("--rate", type=float, help="events per second (default: flat out)")
+    p.add_argument("--parallel", action="store_true",
+                   help="generate in a child process while this one produces (helps with more than 2 cores)")
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: Settings / KAFKA_BOOTSTRAP)")
     p.add_argument("--topic-prefix", help="topic prefix (default: Settings / PULSE_TOPIC_PREFIX)")
     p.add_argument("--summary-json", type=Path, help="also write the summary as JSON here")
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
         from simulator.output import NullOutput
         output = NullOutput()
     t0 = time.perf_counter()
-    summary = run(config, output, rate=args.rate, progress=not args.no_progress)
+    summary = run(config, output, rate=args.rate, progress=not args.no_progress, parallel=args.parallel)
     elapsed = time.perf_counter() - t0
     total = sum(summary.events.values())
     print(summary.text())

@@ -151,8 +151,10 @@ class Summary:
     def add(self, ev: SimEvent) -> None:
         self.events[ev.topic] += 1
         if ev.anomaly:
-            self.anomalies[ev.anomaly.split(":")[0]] += 1
-            self.anomalies[ev.anomaly] += 1
+            kind = ev.anomaly.split(":")[0]
+            self.anomalies[kind] += 1
+            if kind != ev.anomaly:   # 'malformed:<reason>' also counted by reason
+                self.anomalies[ev.anomaly] += 1
         if ev.judgement:
             self.judgements[ev.judgement] += 1
 

@@ -196,3 +196,14 @@ def test_cli_writes_json_lines(tmp_path, capsys):
     for line in lines:
         decode_dossier(line)
     assert "events/s" in capsys.readouterr().out
+
+
+def test_parallel_generation_sends_the_same_events(tmp_path):
+    from simulator import run
+    from simulator.output import FilesOutput
+    cfg = SimConfig(start=START, days=2, scale=0.05, seed=5)
+    a = run(cfg, FilesOutput(tmp_path / "seq"))
+    b = run(cfg, FilesOutput(tmp_path / "par"), parallel=True)
+    assert a.as_dict() == b.as_dict()
+    for name in ("dossier-events.jsonl", "ratings.jsonl"):
+        assert (tmp_path / "seq" / name).read_bytes() == (tmp_path / "par" / name).read_bytes()
