@@ -5,8 +5,9 @@ boards open with a month of trends) and then paces itself on the wall clock: an 
 sent when its event time arrives, so the boards move the way a real province's would
 (busy counters in office hours, online filings at night, quiet Sundays).
 
-Its start date and seed are kept in ``<state>/demo_feed.json`` with a checkpoint (the
-event time sent up to), so `make down` / `make up` resumes where it stopped instead of
+Its start date and seed are kept in ``<state>/demo_feed.json`` with a checkpoint (how
+many events of the deterministic sequence the broker has acknowledged: a count, not a
+time, because the feed's out-of-order anomaly makes event times non-monotonic), so `make down` / `make up` resumes where it stopped instead of
 re-sending the month (re-sent events would be recognised as duplicates downstream, but
 there is no reason to pay for that).
 
@@ -45,7 +46,7 @@ def load_state(path: Path, history_days: int, scale: float, seed: int, tz) -> di
     if path.exists():
         return json.loads(path.read_text())
     start = datetime.now(tz).date() - timedelta(days=history_days)
-    return {"start": start.isoformat(), "scale": scale, "seed": seed, "sent_until": None}
+    return {"start": start.isoformat(), "scale": scale, "seed": seed, "sent": 0}
 
 
 def save_state(path: Path, state: dict) -> None:
@@ -60,30 +61,33 @@ def run(settings: Settings, history_days: int, scale: float, seed: int, days: in
     path = settings.state_dir / "demo_feed.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     state = load_state(path, history_days, scale, seed, tz)
-    sent_until = datetime.fromisoformat(state["sent_until"]) if state["sent_until"] else None
+    already = int(state.get("sent", 0))
     config = SimConfig(start=date.fromisoformat(state["start"]), days=days, scale=state["scale"],
                        seed=state["seed"], anomalies=DEMO_ANOMALIES)
     out = KafkaOutput(settings)
-    sent = skipped = 0
+    sent = 0
     last_checkpoint = time.monotonic()
     live = False
     print(f"demo feed: province from {config.start}, scale {config.scale}, seed {config.seed}"
-          + (f", resuming after {sent_until.isoformat()}" if sent_until else ""), flush=True)
+          + (f", resuming after {already} events" if already else ""), flush=True)
+
+    def checkpoint() -> None:
+        out.producer.flush()  # count only what the broker acknowledged
+        state["sent"] = already + sent
+        save_state(path, state)
+
     try:
-        for ev in generate(config):
+        for i, ev in enumerate(generate(config)):
             if _stop:
                 break
-            if sent_until is not None and ev.event_time <= sent_until:
-                skipped += 1
+            if i < already:
                 continue
             wait = (ev.event_time - datetime.now(tz)).total_seconds()
             if wait > 0:
                 if not live:
                     live = True
-                    print(f"demo feed: history sent ({sent} events); now live", flush=True)
-                out.producer.flush()
-                state["sent_until"] = sent_until.isoformat() if sent_until else None
-                save_state(path, state)
+                    print(f"demo feed: history sent ({already + sent} events); now live", flush=True)
+                checkpoint()
                 while wait > 0 and not _stop:
                     time.sleep(min(wait, 1.0))
                     wait = (ev.event_time - datetime.now(tz)).total_seconds()
@@ -91,19 +95,13 @@ def run(settings: Settings, history_days: int, scale: float, seed: int, days: in
                     break
             out.send(ev)
             sent += 1
-            sent_until = ev.event_time
             if time.monotonic() - last_checkpoint > CHECKPOINT_EVERY_S:
-                # Checkpoint only what the broker acknowledged (flush first).
-                out.producer.flush()
-                state["sent_until"] = sent_until.isoformat()
-                save_state(path, state)
+                checkpoint()
                 last_checkpoint = time.monotonic()
     finally:
+        checkpoint()
         out.close()
-        if sent_until is not None:
-            state["sent_until"] = sent_until.isoformat()
-            save_state(path, state)
-    print(f"demo feed: stopped after {sent} events ({skipped} already sent before)", flush=True)
+    print(f"demo feed: stopped after {sent} events ({already} sent by earlier runs)", flush=True)
     return 0
 
 
