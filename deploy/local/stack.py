@@ -166,8 +166,18 @@ class Stack:
                     lambda: procs.http_ok(f"http://{self.s.api_host}:{self.s.api_port}/health"), timeout=60)
 
     def _superset(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([SUPERSET_PY, MANAGE_SUPERSET, *args], env=_env(self.s), cwd=REPO_ROOT,
-                              check=check)
+        # Superset is chatty (migrations, permission syncs): its output goes to a log, and
+        # only its last lines are shown, or the log's tail when a step fails.
+        log = self._log("superset-manage")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as f:
+            f.write(f"\n$ manage.py {' '.join(args)}\n")
+            f.flush()
+            r = subprocess.run([SUPERSET_PY, MANAGE_SUPERSET, *args], env=_env(self.s), cwd=REPO_ROOT,
+                               stdout=f, stderr=subprocess.STDOUT)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"superset {' '.join(args)} failed" + procs._tail(log, 40))
+        return r
 
     def _start_superset(self) -> None:
         self._superset("init")

@@ -318,8 +318,10 @@ def _set_role(sm, db, name: str, pvs) -> object:
 
 
 def _units(database) -> list[tuple[str, str]]:
-    """Unit codes and names from ClickHouse (the same connection the boards use)."""
-    for sql in ("SELECT DISTINCT unit_code, any(unit_name) FROM v_unit_scoreboard GROUP BY unit_code ORDER BY unit_code",
+    """Unit codes and names from ClickHouse (the same connection the boards use). The
+    reference table lists every unit from the first start, before any dossier arrives."""
+    for sql in ("SELECT unit_code, unit_name FROM ref_units FINAL WHERE unit_kind != 'province' ORDER BY unit_code",
+                "SELECT DISTINCT unit_code, any(unit_name) FROM v_unit_scoreboard GROUP BY unit_code ORDER BY unit_code",
                 "SELECT DISTINCT unit_code, any(unit_name) FROM v_dossier_daily GROUP BY unit_code ORDER BY unit_code"):
         try:
             df = database.get_df(sql, schema=None)
