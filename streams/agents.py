@@ -316,15 +316,13 @@ def maybe_validate_micro_batch(rt: Runtime, force: bool = False) -> None:
 
 
 async def _run_gx(rt: Runtime, batches: dict) -> None:
-    from expectations.gx_batch import get_runner
+    from streams import dq
     try:
-        runner = await asyncio.to_thread(get_runner, rt.reference, settings)
-        rows = []
+        payload = {}
         for suite, batch in batches.items():
             ids = "|".join(str(r.get("event_id") or r.get("rating_id")) for r in batch)
-            batch_id = f"{suite}:{hashlib.blake2b(ids.encode(), digest_size=12).hexdigest()}"
-            results = await asyncio.to_thread(runner.validate_batch, batch, suite, batch_id)
-            rows += [r.to_row() for r in results]
+            payload[suite] = (f"{suite}:{hashlib.blake2b(ids.encode(), digest_size=12).hexdigest()}", batch)
+        rows = await asyncio.get_running_loop().run_in_executor(dq.pool(), dq.validate, payload)
         if rows:
             await rt.dq_sink.write_async(rows)
     except Exception:  # noqa: BLE001 - data-quality reporting must not stop the pipeline
@@ -550,6 +548,44 @@ async def record_pipeline_metrics():
     log.info("pulse metrics: %s", rt.metrics.as_dict())
 
 
+_watch = {"events": -1, "stalled_ticks": 0}
+
+
+def _flow_state() -> dict:
+    c = app.consumer
+    return {"buffered": sorted(f"{tp.topic}:{tp.partition}" for tp in getattr(c, "_buffered_partitions", ())),
+            "paused": sorted(f"{tp.topic}:{tp.partition}" for tp in getattr(c, "_paused_partitions", ())),
+            "flow_active": bool(getattr(c, "flow_active", True)), "in_recovery": bool(getattr(app, "in_recovery", 0))}
+
+
+@app.timer(interval=2.0)
+async def unstick_flow_control():
+    """Watchdog for a Faust/mode flow-control stall seen under kill -9 tests: a partition taken
+    out of the fetch set when its stream buffer was under pressure (Consumer.on_buffer_full)
+    is sometimes never put back (the pressure-drop callback does not fire), and the worker
+    idles with lag. When nothing was received for two ticks while partitions sit in the
+    "buffered" set, put them back (Consumer.on_buffer_drop) and say so in the log."""
+    rt = _runtime
+    if rt is None or not rt.ready or getattr(app, "in_recovery", False) or app.rebalancing:
+        return
+    consumer = app.consumer
+    buffered = set(getattr(consumer, "_buffered_partitions", ()))
+    total = rt.metrics.total()
+    progressed = total != _watch["events"]
+    _watch["events"] = total
+    if progressed or not buffered:
+        _watch["stalled_ticks"] = 0
+        return
+    _watch["stalled_ticks"] += 1
+    if _watch["stalled_ticks"] >= 2:
+        log.warning("pulse: no input for %d ticks with fetching suspended on %s; resuming them (%s)",
+                    _watch["stalled_ticks"], sorted(map(str, buffered)), _flow_state())
+        for tp in buffered:
+            consumer.on_buffer_drop(tp)
+        rt.metrics.flow_unstuck = getattr(rt.metrics, "flow_unstuck", 0) + 1
+        _watch["stalled_ticks"] = 0
+
+
 @app.task
 async def prepare_runtime():
     """Migrations, checker and sinks at start-up, before the first batch."""
@@ -568,5 +604,5 @@ class PulseStatus(View):
                      and rt.index_generation == app.consumer_generation_id)
         body = {"ready": ready, "generation": app.consumer_generation_id,
                 "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()),
-                "metrics": rt.metrics.as_dict() if rt else {}}
+                "metrics": rt.metrics.as_dict() if rt else {}, "flow": _flow_state()}
         return self.json(body)

@@ -15,6 +15,8 @@ A second test shows a dossier becoming overdue at its promised time without anot
 """
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -59,14 +61,17 @@ def input_lag(s: Settings) -> int:
     return sum(max(0, ends[tp] - (committed[tp].offset if tp in committed else 0)) for tp in tps)
 
 
-def wait_consumed(s: Settings, worker, timeout: float = 300) -> None:
+def wait_consumed(s: Settings, worker, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert worker.alive(), worker.tail()
         if input_lag(s) == 0:
             return
         time.sleep(1.0)
-    raise TimeoutError(f"input not consumed, lag {input_lag(s)}\n{worker.tail()}")
+    if worker.alive():  # thread stacks into the log (streams/__main__.py registers SIGUSR1)
+        os.kill(worker.proc.pid, signal.SIGUSR1)
+        time.sleep(1)
+    raise TimeoutError(f"input not consumed, lag {input_lag(s)}\n{worker.tail(200)}")
 
 
 def produce(s: Settings, events) -> None:

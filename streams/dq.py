@@ -1,0 +1,39 @@
+"""Great Expectations micro-batches in a separate process.
+
+GX is heavy (~2 s import, ~200 MiB, tens of ms per validation) and, run in a thread of the
+worker, it was seen to stall the Faust consumer mid-stream (tests/integration kill test: the
+stream stopped receiving right when GX initialised in a thread; never when GX ran after
+the input was drained). So the worker hands micro-batches to ONE spawned child process
+(``ProcessPoolExecutor(max_workers=1)``): no GIL contention with the hot path, no shared
+interpreter state. Only this module is imported by the child (no Faust).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+
+_pool: ProcessPoolExecutor | None = None
+
+
+def pool() -> ProcessPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+    return _pool
+
+
+def validate(batches: dict) -> list[dict]:
+    """In the child: {suite: (batch_id, rows)} -> dq_results rows."""
+    from expectations.gx_batch import get_runner
+    runner = get_runner()
+    out: list[dict] = []
+    for suite, (batch_id, rows) in batches.items():
+        out += [r.to_row() for r in runner.validate_batch(rows, suite, batch_id)]
+    return out
+
+
+def shutdown() -> None:
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
