@@ -1,10 +1,22 @@
-"""Where simulated events go: the Kafka topics, JSON-lines files, or nowhere (timing)."""
+"""Where simulated events go: the Kafka topics, JSON-lines files, or nowhere (timing).
+
+Why the Kafka output uses aiokafka's batch API and not kafka-python (the stack's producer
+elsewhere): the simulator must sustain 20,000 events/s into the broker (issue 3), and
+kafka-python 3.0.12 spends ~40 µs of Python per record (future, record accumulator,
+per-record batch append), which alone caps a core at ~20-25k events/s before any event is
+generated. aiokafka 0.14 (already installed for Faust) builds record batches in Cython:
+``create_batch()`` / ``append()`` / ``send_batch()`` cost a few µs per record, so a single
+process generates and produces well past the target. Records are grouped per partition
+here (the same murmur2 partitioning as kafka-python's default partitioner, so a dossier's
+events still share a partition and keep their order), acks=all, and every failed batch is
+counted and raised at ``close()`` - never silent.
+"""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from kafka.partitioner.default import murmur2
+from aiokafka.partitioner import murmur2   # the same hash as kafka-python's default partitioner
 
 from pulse.config import Settings
 from pulse.topics import DOSSIER_EVENTS, RATINGS
@@ -14,8 +26,7 @@ LOGICAL_TOPICS = {DOSSIER_EVENTS.name, RATINGS.name}
 
 
 def best_compression() -> str | None:
-    """zstd when its library is importable, else lz4, else none. Measured with kafka-python
-    3.0.12 (bench/bench_simulator.py's machine): zstd 25k, lz4 23k, none 10k events/s."""
+    """zstd when its library is importable, else lz4, else none (the codec for the broker path)."""
     for codec, module in (("zstd", "zstandard"), ("lz4", "lz4.frame")):
         try:
             __import__(module)
@@ -25,30 +36,151 @@ def best_compression() -> str | None:
     return None
 
 
-class KafkaOutput:
-    """kafka-python producer, acks=all, batched: linger 20 ms, 512 KiB batches."""
+class _BatchProducer:
+    """aiokafka's producer on its own event loop in a daemon thread, fed whole chunks of
+    records per partition from the caller's thread (``send``); ``flush`` ships what is
+    buffered and waits until the broker acknowledged everything (acks=all)."""
 
-    def __init__(self, settings: Settings, *, compression: str | None = "auto", linger_ms: int = 20,
-                 batch_size: int = 512 * 1024):
-        from kafka import KafkaProducer
-        self.topics = {name: settings.topic(name) for name in LOGICAL_TOPICS}
-        self.producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            acks="all",
-            linger_ms=linger_ms,
-            batch_size=batch_size,
-            max_request_size=4 * 1024 * 1024,
-            compression_type=best_compression() if compression == "auto" else compression,
-            retries=5,
-            client_id="motcua-simulator",
-        )
-        self.sent = 0
+    def __init__(self, bootstrap: str, *, compression: str | None, chunk: int, linger_ms: int,
+                 max_batch_size: int, max_pending_chunks: int = 64, client_id: str = "motcua-simulator"):
+        import asyncio
+        import threading
+
+        from aiokafka import AIOKafkaProducer
+        self._asyncio = asyncio
+        self.chunk = chunk
         self.errors = 0
+        self.first_error: BaseException | None = None
+        self._buffers: dict[tuple[str, int], list] = {}
+        self._slots = threading.Semaphore(max_pending_chunks)   # back-pressure on the caller
+        self._lock = threading.Lock()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="simulator-producer", daemon=True)
+        self._thread.start()
+
+        async def start():
+            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms,
+                                        max_batch_size=max_batch_size, max_request_size=8 * 1024 * 1024,
+                                        compression_type=compression, client_id=client_id,
+                                        request_timeout_ms=60_000)
+            await producer.start()
+            return producer, asyncio.Queue()
+        try:
+            self.aio, self._queue = self._call(start(), 60)
+        except BaseException:
+            self._stop_loop()
+            raise
+        self._worker = asyncio.run_coroutine_threadsafe(self._ship_chunks(), self.loop)
+
+    def _call(self, coro, timeout: float | None):
+        return self._asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def partitions_for(self, topic: str) -> set[int]:
+        return self._call(self.aio.partitions_for(topic), 60)
+
+    def send(self, topic: str, partition: int, key: bytes, value: bytes, timestamp_ms: int) -> None:
+        buf = self._buffers.get((topic, partition))
+        if buf is None:
+            buf = self._buffers[(topic, partition)] = []
+        buf.append((key, value, timestamp_ms))
+        if len(buf) >= self.chunk:
+            self._submit(topic, partition, buf)
+            self._buffers[(topic, partition)] = []
+
+    def _submit(self, topic: str, partition: int, records: list) -> None:
+        self._slots.acquire()
+        self.loop.call_soon_threadsafe(self._queue.put_nowait, (topic, partition, records))
+
+    def _failed(self, n: int, exc: BaseException) -> None:
+        with self._lock:
+            self.errors += n
+            if self.first_error is None:
+                self.first_error = exc
+
+    def _acked(self, n: int, fut) -> None:
+        if fut.cancelled():
+            self._failed(n, RuntimeError("batch cancelled"))
+        elif fut.exception() is not None:
+            self._failed(n, fut.exception())
+
+    async def _ship_chunks(self) -> None:
+        """One task, chunks in the order submitted: a partition's records keep their order."""
+        aio, queue = self.aio, self._queue
+        while True:
+            topic, partition, records = await queue.get()
+            try:
+                batch, n = aio.create_batch(), 0
+                for key, value, ts in records:
+                    if batch.append(key=key, value=value, timestamp=ts) is None:
+                        await self._send_batch(batch, n, topic, partition)
+                        batch, n = aio.create_batch(), 0
+                        if batch.append(key=key, value=value, timestamp=ts) is None:
+                            raise ValueError(f"a record of {len(value)} bytes does not fit in a batch")
+                    n += 1
+                if n:
+                    await self._send_batch(batch, n, topic, partition)
+            except Exception as exc:   # noqa: BLE001 - counted, raised at close()
+                self._failed(len(records), exc)
+            finally:
+                self._slots.release()
+                queue.task_done()
+
+    async def _send_batch(self, batch, n: int, topic: str, partition: int) -> None:
+        try:
+            fut = await self.aio.send_batch(batch, topic, partition=partition)
+        except Exception as exc:   # noqa: BLE001
+            self._failed(n, exc)
+            return
+        fut.add_done_callback(lambda f: self._acked(n, f))
+
+    def flush(self, timeout: float | None = 60.0) -> None:
+        """Ship every buffered record and wait until the broker acknowledged all of them."""
+        for (topic, partition), buf in self._buffers.items():
+            if buf:
+                self._submit(topic, partition, buf)
+        self._buffers = {}
+
+        async def drain():
+            await self._queue.join()
+            await self.aio.flush()
+        self._call(drain(), timeout)
+
+    def close(self, timeout: float | None = 60.0) -> None:
+        try:
+            self.flush(timeout)
+        finally:
+            try:
+                self._worker.cancel()
+                self._call(self.aio.stop(), timeout)
+            finally:
+                self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+class KafkaOutput:
+    """Into the Kafka topics: aiokafka batch producer (see the module docstring), acks=all,
+    records grouped per partition in chunks of ``chunk``; ``.producer.flush()`` waits for
+    every acknowledgement, ``close()`` raises if any event failed to reach the broker."""
+
+    def __init__(self, settings: Settings, *, compression: str | None = "auto", linger_ms: int = 5,
+                 batch_size: int = 1024 * 1024, chunk: int = 2000):
+        self.topics = {name: settings.topic(name) for name in LOGICAL_TOPICS}
+        self.producer = _BatchProducer(
+            settings.kafka_bootstrap,
+            compression=best_compression() if compression == "auto" else compression,
+            chunk=chunk, linger_ms=linger_ms, max_batch_size=batch_size)
+        self.sent = 0
         self._partitions: dict[tuple[str, bytes], int] = {}
         self._counts: dict[str, int] = {}
 
-    def _failed(self, _exc) -> None:
-        self.errors += 1
+    @property
+    def errors(self) -> int:
+        return self.producer.errors
 
     def _partition(self, topic: str, key: bytes) -> int:
         # The same partition kafka-python's default partitioner picks (murmur2 of the key),
@@ -69,17 +201,14 @@ class KafkaOutput:
 
     def send_raw(self, logical_topic: str, key: bytes, value: bytes, timestamp_ms: int) -> None:
         topic = self.topics[logical_topic]
-        fut = self.producer.send(topic, key=key, value=value, partition=self._partition(topic, key),
-                                 timestamp_ms=timestamp_ms)
-        fut.add_errback(self._failed)
+        self.producer.send(topic, self._partition(topic, key), key, value, timestamp_ms)
         self.sent += 1
 
     def close(self, timeout: float = 60.0) -> None:
-        self.producer.flush(timeout)
         self.producer.close(timeout)
         if self.errors:
-            raise RuntimeError(f"{self.errors} of {self.sent} events failed to reach the broker")
-
+            raise RuntimeError(f"{self.errors} of {self.sent} events failed to reach the broker: "
+                               f"{self.producer.first_error!r}")
 
 def _raw_send(output):
     """output.send_raw if it has one, else an adapter over send()."""
