@@ -207,3 +207,12 @@ def test_parallel_generation_sends_the_same_events(tmp_path):
     assert a.as_dict() == b.as_dict()
     for name in ("dossier-events.jsonl", "ratings.jsonl"):
         assert (tmp_path / "seq" / name).read_bytes() == (tmp_path / "par" / name).read_bytes()
+
+
+def test_hand_built_json_is_the_models_own_encoding(baseline):
+    """The simulator writes the contract JSON itself (no pydantic model per event, for speed):
+    it must be byte for byte what schemas.codec.encode gives for the decoded model."""
+    from schemas.codec import encode
+    _, events, _ = baseline
+    for ev in events:
+        assert encode(decode(ev)) == ev.value, ev.value
