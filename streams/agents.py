@@ -573,7 +573,13 @@ async def unstick_flow_control():
     total = rt.metrics.total()
     progressed = total != _watch["events"]
     _watch["events"] = total
-    if progressed or not buffered:
+    if progressed:
+        _watch["stalled_ticks"] = 0
+        _watch["since"] = time.monotonic()
+        return
+    _watch.setdefault("since", time.monotonic())
+    _maybe_exit_on_stall(rt)
+    if not buffered:
         _watch["stalled_ticks"] = 0
         return
     _watch["stalled_ticks"] += 1
@@ -586,6 +592,45 @@ async def unstick_flow_control():
         _watch["stalled_ticks"] = 0
 
 
+def _input_lag() -> int:
+    consumer = app.consumer
+    inputs = {dossier_events_topic.get_topic_name(), ratings_topic.get_topic_name()}
+    lag = 0
+    for tp in consumer.assignment():
+        if tp.topic not in inputs:
+            continue
+        try:
+            end = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - not fetched yet
+            continue
+        committed = consumer._committed_offset.get(tp)
+        if end is not None and committed is not None:
+            lag += max(0, end - committed)
+    return lag
+
+
+def _maybe_exit_on_stall(rt: Runtime) -> None:
+    """Crash-only safety net for the stall above when partitions are NOT in the buffered set
+    (seen with a small stream_buffer_maxsize): input lag, no message received for
+    ``stall_exit_s`` and no row waiting in any sink (so not ClickHouse backpressure) ->
+    log the evidence and exit; the supervisor restarts the worker and, the pipeline being
+    exact under kill -9, nothing is lost or doubled."""
+    limit = float(tunable(settings, "stall_exit_s"))
+    if limit <= 0 or time.monotonic() - _watch["since"] < limit:
+        return
+    sinks = (rt.events_sink, rt.state_sink, rt.ratings_sink, rt.dead_sink, rt.alerts_sink)
+    if any(sk.pending for sk in sinks):
+        return
+    lag = _input_lag()
+    if lag <= 0:
+        return
+    chains = {t.get_name(): _await_chain(t.get_coro()) for t in asyncio.all_tasks()}
+    log.error("pulse: stream stalled for %.0f s with input lag %d and idle sinks; exiting for a restart. "
+              "flow=%s tasks=%s", time.monotonic() - _watch["since"], lag, _flow_state(), chains)
+    logging.shutdown()
+    os._exit(70)
+
+
 @app.task
 async def prepare_runtime():
     """Migrations, checker and sinks at start-up, before the first batch."""
@@ -593,6 +638,34 @@ async def prepare_runtime():
 
 
 # ----------------------------------------------------------------------------- web
+
+def _await_chain(obj, depth: int = 0) -> list[str]:
+    """Where a coroutine / async generator chain is suspended (innermost last)."""
+    out = []
+    while obj is not None and depth < 60:
+        frame = getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None) or getattr(obj, "gi_frame", None)
+        if frame is not None:
+            out.append(f"{frame.f_code.co_filename.rsplit('/', 3)[-1]}:{frame.f_lineno} {frame.f_code.co_name}")
+        nxt = getattr(obj, "cr_await", None) or getattr(obj, "ag_await", None) or getattr(obj, "gi_yieldfrom", None)
+        if nxt is None and hasattr(obj, "_coro"):
+            nxt = obj._coro
+        obj = nxt
+        depth += 1
+    return out
+
+
+@app.page("/pulse/debug/")
+class PulseDebug(View):
+    """Where every asyncio task of the worker is suspended (diagnosing stalls)."""
+
+    async def get(self, request: Request) -> Response:
+        tasks = {}
+        for t in asyncio.all_tasks():
+            chain = _await_chain(t.get_coro())
+            if any("streams" in c or "take_events" in c or "agent" in c for c in chain):
+                tasks[t.get_name()] = chain
+        return self.json({"flow": _flow_state(), "tasks": tasks})
+
 
 @app.page("/pulse/status/")
 class PulseStatus(View):

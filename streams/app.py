@@ -30,6 +30,7 @@ DEFAULTS = {
     "rating_recent_ids": 200_000,        # bounded recent-id set for the rating counters
     "commit_interval_s": 1.0,
     "publish_state": False,              # also publish state rows to the compacted dossier-state topic
+    "stall_exit_s": 60.0,                # no input this long with lag and idle sinks: exit for a restart (0 = never)
 }
 
 
@@ -58,7 +59,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=float(tunable(settings, "commit_interval_s")),
         broker_max_poll_records=max(500, settings.stream_batch_size),
         consumer_auto_offset_reset="earliest",
-        stream_buffer_maxsize=max(4096, 2 * settings.stream_batch_size),
+        stream_buffer_maxsize=max(16384, 4 * settings.stream_batch_size),
         table_standby_replicas=0,
         topic_partitions=T.DOSSIER_EVENTS.partitions,
         topic_allow_declare=True,

@@ -64,10 +64,23 @@ def input_lag(s: Settings) -> int:
 def wait_consumed(s: Settings, worker, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if not worker.alive() and worker.proc.returncode == 70:
+            # the worker's stall watchdog exited for a restart (streams/agents.py); crash-only
+            # recovery is exact, so restart it like a supervisor would
+            print(f"worker exited on its stall watchdog; restarting\n{worker.tail(5)}")
+            worker.start()
         assert worker.alive(), worker.tail()
         if input_lag(s) == 0:
             return
         time.sleep(1.0)
+    if worker.alive():
+        import json
+        import urllib.request
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/pulse/debug/", timeout=5) as r:
+                print("worker debug:", json.dumps(json.loads(r.read()), indent=1))
+        except Exception as e:  # noqa: BLE001
+            print("worker debug unavailable:", e)
     if worker.alive():  # thread stacks into the log (streams/__main__.py registers SIGUSR1)
         os.kill(worker.proc.pid, signal.SIGUSR1)
         time.sleep(1)
