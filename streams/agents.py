@@ -203,20 +203,30 @@ async def _send_alerts(rt: Runtime, alerts: list[dict], to_topic: bool = True) -
 
 # ----------------------------------------------------------------------------- dossiers
 
-def validate_dossier_events(rt: Runtime, events, now: datetime):
-    """Per-event checks: (accepted [(event, verdict)], dead letters)."""
+def _validate(rt: Runtime, events, now: datetime, check, kind: str, suite: str):
+    """Per-event checks: (accepted [(event, verdict)], dead letters).
+
+    Every contract-valid event, accepted or not, joins the GX micro-batch: the
+    data-quality board then shows the data rules failing (unknown unit, dates out of
+    order), not only a suite that passes on events already filtered."""
     from expectations.deadletter import DeadLetter
     accepted, dead = [], []
-    check = rt.checker.check_dossier
+    gx_rows = rt.gx_rows[suite]
     for e in events:
         m = e.message
         v = check(m.value, now)
+        if v.row is not None:
+            gx_rows.append(v.row)
         if v.ok:
             accepted.append((e, v))
         else:
             dead.append(DeadLetter.from_failures(topic=m.topic, partition=m.partition, offset=m.offset, raw=m.value,
-                                                 failures=v.failures, received_at=_msg_time(m), kind="dossier"))
+                                                 failures=v.failures, received_at=_msg_time(m), kind=kind))
     return accepted, dead
+
+
+def validate_dossier_events(rt: Runtime, events, now: datetime):
+    return _validate(rt, events, now, rt.checker.check_dossier, "dossier", "dossier_events")
 
 
 async def process_dossier_batch(rt: Runtime, events) -> None:
@@ -228,7 +238,6 @@ async def process_dossier_batch(rt: Runtime, events) -> None:
     for e, v in accepted:
         ev = v.event
         by_code.setdefault(ev.dossier_code, [e, []])[1].append((compact(ev), ev, e.message))
-        rt.gx_rows["dossier_events"].append(v.row)
 
     event_rows, state_rows, alerts, updates, states = [], [], [], [], []
     dups = 0
@@ -340,17 +349,7 @@ async def apply_status_changes(stream):
 # ----------------------------------------------------------------------------- ratings
 
 def validate_ratings(rt: Runtime, events, now: datetime):
-    from expectations.deadletter import DeadLetter
-    accepted, dead = [], []
-    for e in events:
-        m = e.message
-        v = rt.checker.check_rating(m.value, now)
-        if v.ok:
-            accepted.append((e, v))
-        else:
-            dead.append(DeadLetter.from_failures(topic=m.topic, partition=m.partition, offset=m.offset, raw=m.value,
-                                                 failures=v.failures, received_at=_msg_time(m), kind="rating"))
-    return accepted, dead
+    return _validate(rt, events, now, rt.checker.check_rating, "rating", "ratings")
 
 
 async def process_rating_batch(rt: Runtime, events) -> None:
@@ -362,7 +361,6 @@ async def process_rating_batch(rt: Runtime, events) -> None:
     cap = int(tunable(settings, "rating_recent_ids"))
     for e, v in accepted:
         r = v.event
-        rt.gx_rows["ratings"].append(v.row)
         if r.rating_id in seen:
             rt.metrics.rating_duplicates += 1
             continue

@@ -230,3 +230,16 @@ def test_agent_runs_in_faust_test_context(rt, monkeypatch):
                 await asyncio.sleep(0.05)
     run(go())
     assert rt.state_sink.rows and rt.state_sink.rows[-1][0] == "D-TC"
+
+
+def test_gx_micro_batch_sees_every_contract_valid_event_including_rejected_ones(rt):
+    """GX must see data-rule failures (here: an unknown unit), not only accepted events;
+    bytes that are not even JSON have no row to validate."""
+    good = dossier_events("D-GX", NOW - timedelta(days=2), finish=False)
+    unknown_unit = DossierEvent(event_id="D-GX2-event-1", event_time=NOW - timedelta(days=1), status=2,
+                                source_system="test", dossier_code="D-GX2", procedure_code=PROC.code,
+                                procedure_field=PROC.field_code, unit_code="999.99.99.H99")
+    run(agents.process_dossier_batch(rt, as_messages(good + [unknown_unit, b"{broken"])))
+    rows = rt.gx_rows["dossier_events"]
+    assert [r["unit_code"] for r in rows] == [UNIT.code, UNIT.code, "999.99.99.H99"]
+    assert len(rt.dead_sink.rows) == 2   # the unknown unit and the broken bytes
