@@ -7,6 +7,7 @@ them with environment variables (see deploy/production/README.md).
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -71,6 +72,7 @@ class Settings:
     silent_kiosk_minutes: int = 120
     silent_unit_minutes: int = 240
 
+    # Tuning knobs of single components (e.g. the worker's GX cadence), as JSON in PULSE_TUNABLES.
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -105,6 +107,7 @@ class Settings:
             alert_window_minutes=_env_int("ALERT_WINDOW_MINUTES", d.alert_window_minutes),
             silent_kiosk_minutes=_env_int("SILENT_KIOSK_MINUTES", d.silent_kiosk_minutes),
             silent_unit_minutes=_env_int("SILENT_UNIT_MINUTES", d.silent_unit_minutes),
+            extra=json.loads(os.environ.get("PULSE_TUNABLES", "{}")),
         )
 
     def with_(self, **changes) -> "Settings":

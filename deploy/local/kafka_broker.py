@@ -122,7 +122,10 @@ class KafkaBroker:
         if not cluster_id.exists():
             # A KRaft cluster id is a base64 UUID; generate it here instead of a JVM round trip.
             import base64
-            cluster_id.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+            cid = "-"
+            while cid.startswith("-"):  # StorageTool would read a leading '-' as an option
+                cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id.write_text(cid)
         subprocess.run(self._java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id.read_text(),
                                       "-c", str(props)),
                        check=True, stdout=subprocess.DEVNULL)
