@@ -138,7 +138,9 @@ class Stack:
             return False
 
     def _start_worker(self) -> None:
-        self._spawn("worker", [PY, "-m", "streams", "worker", "-l", "info",
+        # Supervised: the worker exits on purpose when its watchdog sees a stall.
+        self._spawn("worker", [PY, "-m", "deploy.local.supervise", "--",
+                               PY, "-m", "streams", "worker", "-l", "info",
                                "--web-port", str(self.s.faust_web_port), "--web-host", "127.0.0.1"],
                     self._worker_ready, timeout=180)
 

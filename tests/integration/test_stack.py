@@ -90,6 +90,17 @@ def test_up_status_recover_down_up(stack_env):
     assert "nothing changed" in again.stdout
     assert "starting" not in again.stdout
 
+    # The worker is supervised: killed outright, it comes back without `make up`.
+    sup = read_pid(state / "run" / "worker.pid")
+    child = int(subprocess.check_output(["pgrep", "-P", str(sup)], text=True).split()[0])
+    os.kill(child, signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        time.sleep(3)
+        if "worker      healthy" in _stack(env, "status").stdout:
+            break
+    assert "worker      healthy" in _stack(env, "status").stdout, "killed worker was not restarted"
+
     # Kill the ClickHouse endpoint and the broker outright: status must report them.
     for name, pid_file in (("clickhouse", state / "run" / "clickhouse.pid"),
                            ("kafka", state / "kafka" / "broker.pid")):
