@@ -30,6 +30,15 @@ def run(config: SimConfig, output, *, rate: float | None = None, progress: bool 
         bar = tqdm(total=expected, unit="ev", unit_scale=True, desc="simulating")
     summary = Summary()
     try:
+        if parallel and hasattr(output, "send_chunk"):
+            # Kafka: the child also partitions; chunks of one partition's records come over
+            from simulator.parallel import generate_batches
+            for topic, partition, records in generate_batches(config, summary, output.partition_counts()):
+                output.send_chunk(topic, partition, records)
+                throttle.tick(len(records))
+                if bar is not None:
+                    bar.update(len(records))
+            return summary
         if parallel:
             from simulator.parallel import generate_batches
             batches = generate_batches(config, summary)

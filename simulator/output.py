@@ -42,7 +42,8 @@ class _BatchProducer:
     buffered and waits until the broker acknowledged everything (acks=all)."""
 
     def __init__(self, bootstrap: str, *, compression: str | None, chunk: int, linger_ms: int,
-                 max_batch_size: int, max_pending_chunks: int = 64, client_id: str = "motcua-simulator"):
+                 max_batch_size: int, max_pending_chunks: int = 64, sweep_s: float = 0.1,
+                 client_id: str = "motcua-simulator"):
         import asyncio
         import threading
 
@@ -52,6 +53,7 @@ class _BatchProducer:
         self.errors = 0
         self.first_error: BaseException | None = None
         self._buffers: dict[tuple[str, int], list] = {}
+        self._inflight: list = []   # (records, future of the broker's acknowledgement)
         self._slots = threading.Semaphore(max_pending_chunks)   # back-pressure on the caller
         self._lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
@@ -71,6 +73,7 @@ class _BatchProducer:
             self._stop_loop()
             raise
         self._worker = asyncio.run_coroutine_threadsafe(self._ship_chunks(), self.loop)
+        self._sweeper = asyncio.run_coroutine_threadsafe(self._sweep(sweep_s), self.loop)
 
     def _call(self, coro, timeout: float | None):
         return self._asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -79,17 +82,46 @@ class _BatchProducer:
         return self._call(self.aio.partitions_for(topic), 60)
 
     def send(self, topic: str, partition: int, key: bytes, value: bytes, timestamp_ms: int) -> None:
-        buf = self._buffers.get((topic, partition))
-        if buf is None:
-            buf = self._buffers[(topic, partition)] = []
-        buf.append((key, value, timestamp_ms))
-        if len(buf) >= self.chunk:
-            self._submit(topic, partition, buf)
-            self._buffers[(topic, partition)] = []
+        with self._lock:
+            buf = self._buffers.get((topic, partition))
+            if buf is None:
+                buf = self._buffers[(topic, partition)] = []
+            buf.append((key, value, timestamp_ms))
+            full = len(buf) >= self.chunk
+        if full:
+            self._ship((topic, partition))
 
-    def _submit(self, topic: str, partition: int, records: list) -> None:
-        self._slots.acquire()
-        self.loop.call_soon_threadsafe(self._queue.put_nowait, (topic, partition, records))
+    def submit(self, topic: str, partition: int, records: list) -> None:
+        """Ship ``records`` [(key, value, timestamp_ms), ...] for one partition as they are
+        (after what ``send`` buffered for it, so a partition's records keep their order)."""
+        self._ship((topic, partition), records)
+
+    def _ship(self, tp: tuple[str, int], records: list | None = None) -> None:
+        """Queue what is buffered for ``tp`` (then ``records``) for the producer task. Taking
+        the buffer and queueing happen under the lock, as in _sweep: the order is kept."""
+        with self._lock:
+            wanted = bool(self._buffers.get(tp)) + bool(records)
+        for _ in range(wanted):
+            self._slots.acquire()   # back-pressure: waits while max_pending_chunks are queued
+        with self._lock:
+            buf = self._buffers.pop(tp, None)   # only this thread adds; _sweep may have taken it
+            for chunk in (buf, records):
+                if chunk:
+                    self.loop.call_soon_threadsafe(self._queue.put_nowait, (tp[0], tp[1], chunk))
+            unused = wanted - bool(buf) - bool(records)
+        for _ in range(unused):
+            self._slots.release()
+
+    async def _sweep(self, every: float) -> None:
+        """Every ``every`` seconds queue whatever is buffered: a slow sender's (``--rate``,
+        a live feed) records do not wait for a full chunk."""
+        while True:
+            await self._asyncio.sleep(every)
+            with self._lock:
+                for tp, buf in list(self._buffers.items()):
+                    if buf and self._slots.acquire(blocking=False):
+                        del self._buffers[tp]
+                        self._queue.put_nowait((tp[0], tp[1], buf))
 
     def _failed(self, n: int, exc: BaseException) -> None:
         with self._lock:
@@ -97,11 +129,23 @@ class _BatchProducer:
             if self.first_error is None:
                 self.first_error = exc
 
-    def _acked(self, n: int, fut) -> None:
+    def _check(self, n: int, fut) -> None:
         if fut.cancelled():
             self._failed(n, RuntimeError("batch cancelled"))
         elif fut.exception() is not None:
             self._failed(n, fut.exception())
+
+    async def _settle(self, wait: bool) -> None:
+        """Count the failures of acknowledged batches (and with ``wait``, wait for all)."""
+        if wait and self._inflight:
+            await self._asyncio.wait([f for _, f in self._inflight])
+        still = []
+        for n, fut in self._inflight:
+            if fut.done():
+                self._check(n, fut)
+            else:
+                still.append((n, fut))
+        self._inflight = still
 
     async def _ship_chunks(self) -> None:
         """One task, chunks in the order submitted: a partition's records keep their order."""
@@ -131,18 +175,21 @@ class _BatchProducer:
         except Exception as exc:   # noqa: BLE001
             self._failed(n, exc)
             return
-        fut.add_done_callback(lambda f: self._acked(n, f))
+        self._inflight.append((n, fut))
+        if len(self._inflight) > 256:
+            await self._settle(False)
 
     def flush(self, timeout: float | None = 60.0) -> None:
         """Ship every buffered record and wait until the broker acknowledged all of them."""
-        for (topic, partition), buf in self._buffers.items():
-            if buf:
-                self._submit(topic, partition, buf)
-        self._buffers = {}
+        with self._lock:
+            pending = [tp for tp, buf in self._buffers.items() if buf]
+        for tp in pending:
+            self._ship(tp)
 
         async def drain():
             await self._queue.join()
             await self.aio.flush()
+            await self._settle(True)
         self._call(drain(), timeout)
 
     def close(self, timeout: float | None = 60.0) -> None:
@@ -151,6 +198,7 @@ class _BatchProducer:
         finally:
             try:
                 self._worker.cancel()
+                self._sweeper.cancel()
                 self._call(self.aio.stop(), timeout)
             finally:
                 self._stop_loop()
@@ -203,6 +251,18 @@ class KafkaOutput:
         topic = self.topics[logical_topic]
         self.producer.send(topic, self._partition(topic, key), key, value, timestamp_ms)
         self.sent += 1
+
+    def partition_counts(self) -> dict[str, int]:
+        """Partitions per logical topic (for partitioning elsewhere: simulator.parallel)."""
+        for topic in self.topics.values():
+            if topic not in self._counts:
+                self._counts[topic] = len(self.producer.partitions_for(topic))
+        return {name: self._counts[topic] for name, topic in self.topics.items()}
+
+    def send_chunk(self, logical_topic: str, partition: int, records: list) -> None:
+        """Records ``(key, value, timestamp_ms)`` already partitioned the default way, in order."""
+        self.producer.submit(self.topics[logical_topic], partition, records)
+        self.sent += len(records)
 
     def close(self, timeout: float = 60.0) -> None:
         self.producer.close(timeout)
@@ -261,11 +321,11 @@ class Throttle:
         self.t0 = time.perf_counter()
         self.n = 0
 
-    def tick(self) -> None:
+    def tick(self, n: int = 1) -> None:
         if not self.rate:
             return
-        self.n += 1
-        if self.n % 100 == 0:
+        before, self.n = self.n, self.n + n
+        if self.n // 100 != before // 100:
             ahead = self.n / self.rate - (time.perf_counter() - self.t0)
             if ahead > 0:
                 time.sleep(ahead)

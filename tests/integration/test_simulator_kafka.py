@@ -56,3 +56,36 @@ def test_simulated_day_arrives_complete_and_keyed(settings):
 def _units():
     from schemas.reference import load_reference
     return load_reference().units
+
+
+def _end_offsets(settings, logical: str) -> int:
+    topic = settings.topic(logical)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return sum(consumer.end_offsets(parts).values())
+    finally:
+        consumer.close()
+
+
+def test_a_slow_sender_is_not_held_back_by_chunking_and_failures_are_raised(settings):
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    from pulse.admin import create_topics
+    out_settings = settings.with_(topic_prefix=f"{settings.topic_prefix}slow.")
+    create_topics(out_settings)
+    out = KafkaOutput(out_settings)
+    now_ms = int(time.time() * 1000)
+    before = _end_offsets(out_settings, DOSSIER_TOPIC)
+    for i in range(5):   # far fewer than a chunk: the producer's sweep ships them anyway
+        out.send_raw(DOSSIER_TOPIC, f"K-{i}".encode(), b"{}", now_ms)
+    deadline = time.monotonic() + 10
+    while _end_offsets(out_settings, DOSSIER_TOPIC) - before < 5 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _end_offsets(out_settings, DOSSIER_TOPIC) - before == 5   # before any flush or close
+    # the broker refuses timestamps far in the future (Kafka 4: more than 1 h ahead): counted, raised
+    future = int((datetime.now(timezone.utc) + timedelta(days=30)).timestamp() * 1000)
+    out.send_raw(DOSSIER_TOPIC, b"K-future", b"{}", future)
+    with pytest.raises(RuntimeError, match="1 of 6 events failed"):
+        out.close()
