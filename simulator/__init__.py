@@ -16,9 +16,11 @@ def run(config: SimConfig, output, *, rate: float | None = None, progress: bool 
         parallel: bool = False) -> Summary:
     """Generate and send every event to ``output`` (simulator.output.*); return the summary.
 
-    ``parallel``: generate in a child process and only send in this one. kafka-python's
-    producer costs ~40 µs of Python per event and generation ~30 µs; on one core they add
-    up (~13k events/s), in two processes they overlap (see bench/bench_simulator.py)."""
+    ``parallel``: generate in a child process and only send in this one (with KafkaOutput
+    the child also partitions and hands over per-partition chunks). Generation costs ~25 µs
+    of Python per event and the Kafka output (aiokafka's batch builder) ~7 µs, so one process
+    already does ~35k events/s on the 2-core bench machine; the child's start (~0.4 s) and
+    hand-over only pay off with a spare core (see bench/bench_simulator.py)."""
     from simulator.output import Throttle, _raw_send
     throttle = Throttle(rate)
     send = _raw_send(output)

@@ -28,7 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="directory for --to files")
     p.add_argument("--rate", type=float, help="events per second (default: flat out)")
     p.add_argument("--parallel", action="store_true",
-                   help="generate in a child process while this one produces (helps with more than 2 cores)")
+                   help="generate in a child process while this one produces (pays off only with a spare core)")
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: Settings / KAFKA_BOOTSTRAP)")
     p.add_argument("--topic-prefix", help="topic prefix (default: Settings / PULSE_TOPIC_PREFIX)")
     p.add_argument("--summary-json", type=Path, help="also write the summary as JSON here")
