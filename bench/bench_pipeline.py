@@ -264,6 +264,8 @@ def main(argv=None) -> int:
     ap.add_argument("--window", type=float, default=0.05)
     ap.add_argument("--profile", action="store_true", help="cProfile the batch path in-process")
     ap.add_argument("--profile-worker", action="store_true", help="cProfile the worker during the throughput phase")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="worker processes in one consumer group for the throughput phase (scaling check)")
     args = ap.parse_args(argv)
     args.seconds = min(args.seconds, 300)
 
@@ -297,6 +299,10 @@ def main(argv=None) -> int:
         print(f"baseline  aiokafka raw consumption: {got:,} events in {dt:.2f} s = {base_rate:,.0f} events/s")
 
         prof_path = home / "worker.prof"
+        # Extra workers share the consumer group (the partitions are split between them),
+        # each with its own state folder; all must be ready before the clock starts.
+        extra_workers = [start_worker(s.with_(state_dir=home / f"state{i}"), log_path=home / f"worker{i}.log")
+                         for i in range(1, args.workers)]
         worker = start_worker(s, env={"PULSE_PROFILE": str(prof_path)} if args.profile_worker else None,
                               log_path=home / "worker.log")
         t_ready = time.monotonic()
@@ -307,7 +313,9 @@ def main(argv=None) -> int:
                                     "WHERE status = 10", dossiers, 900)
         t_done = max(t_events, t_state)
         rate = n / (t_done - t_ready)
-        print(f"pipeline  Kafka -> Faust -> ClickHouse:  {n:,} events ({dossiers:,} dossiers) in "
+        for w in extra_workers:
+            w.stop(timeout=30)
+        print(f"pipeline  Kafka -> Faust -> ClickHouse, {args.workers} worker(s):  {n:,} events ({dossiers:,} dossiers) in "
               f"{t_done - t_ready:.2f} s = {rate:,.0f} events/s  ({rate / base_rate:.1%} of raw consumption)")
         st = worker.status() or {}
         print(f"          worker metrics: {st.get('metrics')}")
