@@ -16,28 +16,16 @@ from __future__ import annotations
 import json
 import random
 import time
-import uuid
 from collections import Counter
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import date
 
 import pytest
 
-from pulse.admin import create_topics
-from pulse.config import Settings
+from tests.support.isolation import isolated
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 N_MALFORMED = 10_000
-
-
-def isolated(settings: Settings, tmp_path: Path, name: str) -> Settings:
-    tag = uuid.uuid4().hex[:6]
-    base = settings.clickhouse_url.rstrip("/").rsplit("/", 1)[0]
-    s = settings.with_(topic_prefix=f"{name}{tag}.", faust_app_id=f"pulse-{name}-{tag}",
-                       state_dir=tmp_path / f"state-{tag}", clickhouse_url=f"{base}/{name}_{tag}")
-    create_topics(s)
-    return s
 
 
 def valid_events(n_max: int):

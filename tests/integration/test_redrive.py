@@ -11,26 +11,16 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
-from pulse.admin import create_topics
 from pulse.config import REPO_ROOT, Settings
 
+from tests.support.isolation import isolated
+
 pytestmark = [pytest.mark.integration]
-
-
-def isolated(settings: Settings, tmp_path: Path, name: str) -> Settings:
-    tag = uuid.uuid4().hex[:6]
-    base = settings.clickhouse_url.rstrip("/").rsplit("/", 1)[0]
-    s = settings.with_(topic_prefix=f"{name}{tag}.", faust_app_id=f"pulse-{name}-{tag}",
-                       state_dir=tmp_path / f"state-{tag}", clickhouse_url=f"{base}/{name}_{tag}")
-    create_topics(s)
-    return s
 
 
 def consume_all(s: Settings, topic: str, expect: int, timeout_s: float = 20.0) -> list[bytes]:

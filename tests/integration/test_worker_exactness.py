@@ -18,29 +18,18 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pulse.admin import create_topics
 from pulse.config import Settings
+
+from tests.support.isolation import isolated
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 VN = timezone(timedelta(hours=7))
-
-
-def isolated(settings: Settings, tmp_path: Path, name: str, **kw) -> Settings:
-    """Own topics, consumer group, state dir and ClickHouse database for one test."""
-    tag = uuid.uuid4().hex[:6]
-    base = settings.clickhouse_url.rstrip("/").rsplit("/", 1)[0]
-    s = settings.with_(topic_prefix=f"{name}{tag}.", faust_app_id=f"pulse-{name}-{tag}",
-                       state_dir=tmp_path / f"state-{tag}", clickhouse_url=f"{base}/{name}_{tag}", **kw)
-    create_topics(s)
-    return s
 
 
 def input_lag(s: Settings) -> int:
