@@ -198,14 +198,14 @@ def freshness_run(s: Settings, client, factory: EventFactory, rate: int, seconds
 
 def profile_batch_path(n_events: int = 20_000) -> str:
     from streams import agents
-    from tests.test_agents import Ev, Msg
+    from tests.test_agents import Msg
     factory = EventFactory(seed=2)
     msgs = []
     base = datetime.now(VN) - timedelta(days=3)
     i = 0
     while len(msgs) < n_events:
         for key, value in factory.lifecycle(i, base + timedelta(seconds=i), timedelta(hours=3)):
-            msgs.append(Ev(Msg("p.dossier-events", i % 4, len(msgs), value, time.time())))
+            msgs.append(Msg("p.dossier-events", i % 4, len(msgs), value, time.time()))
         i += 1
     random.Random(1).shuffle(msgs)
 

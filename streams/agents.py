@@ -2,7 +2,7 @@
 
 Reading order:
 
-* ``apply_status_changes``: dossier-events in batches (``take_events``) ->
+* ``apply_status_changes``: dossier-events in batches (``dossier_inbox``, streams.batching) ->
   ``validate_dossier_events`` (per-event Checker; rejects -> dead letters) ->
   merge into each dossier's applied-event set (duplicates by event_id are no-ops) ->
   fold + judge -> ClickHouse rows (raw events, state, dead letters, alerts), AWAITED ->
@@ -16,13 +16,15 @@ Reading order:
 
 Exactness under kill -9 (Faust is at-least-once):
 1. ClickHouse writes of a batch complete BEFORE the table update and before the batch's
-   events are acked (``take_events`` acks after the loop body), and Faust flushes the
+   messages are acked (``Inbox.ack`` after the batch is processed), and Faust flushes the
    producer (changelog) before it commits offsets. So committed offsets => rows in
    ClickHouse and changelog written; the changelog never holds a state ClickHouse lacks.
 2. A replay re-applies events: those in the applied set are no-ops; the others produce the
    same rows with the same deterministic versions (streams.core) -> ReplacingMergeTree
    keeps one. While ClickHouse is down the sink blocks the agent: nothing is acked.
 3. Any exception in a batch crashes the worker instead of acking a half-processed batch.
+4. A batch fetched before a rebalance is not applied to the table nor acked after it
+   (``Inbox.owns``): its partitions may belong to another worker now, which replays them.
 """
 from __future__ import annotations
 
@@ -40,8 +42,8 @@ from datetime import datetime, timedelta, timezone
 from faust.streams import _current_event
 from faust.web import Request, Response, View
 
-from streams.app import (alerts_topic, app, dead_letters_topic, dossier_events_topic, dossier_state_topic,
-                         dossier_table, ratings_topic, settings, tunable)
+from streams.app import (alerts_topic, app, dead_letters_topic, dossier_events_topic, dossier_inbox,
+                         dossier_state_topic, dossier_table, ratings_inbox, ratings_topic, settings, tunable)
 from streams.core import (ID, DossierLogic, deadline_alert, compact, illegal_transition_alert, merge,
                           share_alert, silence_alert, to_ms)
 
@@ -166,10 +168,19 @@ def runtime() -> Runtime:
     return _runtime
 
 
-def _set_table(key: bytes, value, event) -> None:
-    """table[key] = value in the partition of ``event`` (Faust takes the changelog partition
-    from the current event; inside ``take_events`` that is not this dossier's event)."""
-    token = _current_event.set(weakref.ref(event))
+class _At:
+    """Stands for the Faust event of ``message`` while a table key is set: Faust takes the
+    changelog partition from the current event, and batches have no current event."""
+    __slots__ = ("message", "__weakref__")
+
+    def __init__(self, message):
+        self.message = message
+
+
+def _set_table(key: bytes, value, message) -> None:
+    """table[key] = value in the partition of ``message`` (the dossier's own message)."""
+    at = _At(message)
+    token = _current_event.set(weakref.ref(at))
     try:
         dossier_table[key] = value
     finally:
@@ -203,8 +214,8 @@ async def _send_alerts(rt: Runtime, alerts: list[dict], to_topic: bool = True) -
 
 # ----------------------------------------------------------------------------- dossiers
 
-def _validate(rt: Runtime, events, now: datetime, check, kind: str, suite: str):
-    """Per-event checks: (accepted [(event, verdict)], dead letters).
+def _validate(rt: Runtime, messages, now: datetime, check, kind: str, suite: str):
+    """Per-event checks: (accepted [(message, verdict)], dead letters).
 
     Every contract-valid event, accepted or not, joins the GX micro-batch: the
     data-quality board then shows the data rules failing (unknown unit, dates out of
@@ -212,32 +223,37 @@ def _validate(rt: Runtime, events, now: datetime, check, kind: str, suite: str):
     from expectations.deadletter import DeadLetter
     accepted, dead = [], []
     gx_rows = rt.gx_rows[suite]
-    for e in events:
-        m = e.message
+    for m in messages:
         v = check(m.value, now)
         if v.row is not None:
             gx_rows.append(v.row)
         if v.ok:
-            accepted.append((e, v))
+            accepted.append((m, v))
         else:
             dead.append(DeadLetter.from_failures(topic=m.topic, partition=m.partition, offset=m.offset, raw=m.value,
                                                  failures=v.failures, received_at=_msg_time(m), kind=kind))
     return accepted, dead
 
 
-def validate_dossier_events(rt: Runtime, events, now: datetime):
-    return _validate(rt, events, now, rt.checker.check_dossier, "dossier", "dossier_events")
+def validate_dossier_events(rt: Runtime, messages, now: datetime):
+    return _validate(rt, messages, now, rt.checker.check_dossier, "dossier", "dossier_events")
 
 
-async def process_dossier_batch(rt: Runtime, events) -> None:
+class Rebalanced(Exception):
+    """The partitions of a batch were reassigned while it was being written."""
+
+
+async def process_dossier_batch(rt: Runtime, messages, owned=lambda: True) -> None:
+    """Validate, apply and write one batch; ``owned()`` False after the ClickHouse writes
+    (a rebalance happened meanwhile) -> Rebalanced, and the table is left alone."""
     from sinks.rows import dossier_event_row
     t0 = time.monotonic()
     now = _utcnow()
-    accepted, dead = validate_dossier_events(rt, events, now)
+    accepted, dead = validate_dossier_events(rt, messages, now)
     by_code: dict[str, list] = {}
-    for e, v in accepted:
+    for m, v in accepted:
         ev = v.event
-        by_code.setdefault(ev.dossier_code, [e, []])[1].append((compact(ev), ev, e.message))
+        by_code.setdefault(ev.dossier_code, [m, []])[1].append((compact(ev), ev, m))
 
     event_rows, state_rows, alerts, updates, states = [], [], [], [], []
     dups = 0
@@ -267,6 +283,8 @@ async def process_dossier_batch(rt: Runtime, events) -> None:
     dl_rows = [d.to_row() for d in dead]
     await _write_all([(rt.events_sink, event_rows), (rt.state_sink, state_rows),
                       (rt.dead_sink, dl_rows), (rt.alerts_sink, alerts)])
+    if not owned():
+        raise Rebalanced()
     # ClickHouse has every row of the batch: now the Kafka side (changelog, dead letters, alerts).
     for d in dead:
         await dead_letters_topic.send(key=d.kafka_key(), value=d.to_kafka_value())
@@ -286,12 +304,11 @@ async def process_dossier_batch(rt: Runtime, events) -> None:
     m.dead_letters += len(dead)
     m.applied += len(event_rows)
     done = _utcnow()
-    for e in events:
-        tp = (e.message.topic, e.message.partition)
-        m.events[tp] += 1
+    for msg in messages:
+        m.events[(msg.topic, msg.partition)] += 1
     maxt = {}
-    for e, v in accepted:
-        tp = (e.message.topic, e.message.partition)
+    for msg, v in accepted:
+        tp = (msg.topic, msg.partition)
         t = v.event.event_time
         if tp not in maxt or t > maxt[tp]:
             maxt[tp] = t
@@ -338,28 +355,49 @@ async def _run_gx(rt: Runtime, batches: dict) -> None:
         log.exception("GX micro-batch failed")
 
 
-@app.agent(dossier_events_topic)
-async def apply_status_changes(stream):
-    """Dossier status events -> validated, de-duplicated, applied in event-time order."""
+async def _run_batches(inbox, process) -> None:
+    """Take batches from an inbox, process each, then ack it. A batch whose partitions were
+    reassigned meanwhile is dropped unacked (the new owner replays it). Any other error
+    ends the process (crash-only: the supervisor restarts it, the replay is exact)."""
     rt = runtime()
-    async for events in stream.take_events(settings.stream_batch_size, within=settings.stream_batch_window_s):
-        await process_dossier_batch(rt, events)
+    try:
+        async for batch in inbox.batches(settings.stream_batch_size, settings.stream_batch_window_s):
+            if not inbox.owns(batch):
+                continue
+            try:
+                await process(rt, batch.messages, owned=lambda: inbox.owns(batch))
+            except Rebalanced:
+                log.info("pulse: batch of %d messages dropped: partitions reassigned meanwhile", len(batch))
+                continue
+            inbox.ack(batch)
+    except asyncio.CancelledError:
+        raise
+    except BaseException:  # noqa: BLE001
+        log.critical("pulse: batch processing failed; exiting for a restart", exc_info=True)
+        logging.shutdown()
+        os._exit(1)
+
+
+@app.task
+async def apply_status_changes():
+    """Dossier status events -> validated, de-duplicated, applied in event-time order."""
+    await _run_batches(dossier_inbox, process_dossier_batch)
 
 
 # ----------------------------------------------------------------------------- ratings
 
-def validate_ratings(rt: Runtime, events, now: datetime):
-    return _validate(rt, events, now, rt.checker.check_rating, "rating", "ratings")
+def validate_ratings(rt: Runtime, messages, now: datetime):
+    return _validate(rt, messages, now, rt.checker.check_rating, "rating", "ratings")
 
 
-async def process_rating_batch(rt: Runtime, events) -> None:
+async def process_rating_batch(rt: Runtime, messages, owned=lambda: True) -> None:
     from sinks.rows import rating_row
     now = _utcnow()
-    accepted, dead = validate_ratings(rt, events, now)
+    accepted, dead = validate_ratings(rt, messages, now)
     rows = []
     seen = rt.recent_ratings
     cap = int(tunable(settings, "rating_recent_ids"))
-    for e, v in accepted:
+    for m, v in accepted:
         r = v.event
         if r.rating_id in seen:
             rt.metrics.rating_duplicates += 1
@@ -367,30 +405,28 @@ async def process_rating_batch(rt: Runtime, events) -> None:
         seen[r.rating_id] = None
         if len(seen) > cap:
             seen.popitem(last=False)
-        m = e.message
         # written even if a previous run wrote it (ReplacingMergeTree on rating_id)
         rows.append(rating_row(r, m.topic, m.partition, m.offset))
     await _write_all([(rt.ratings_sink, rows), (rt.dead_sink, [d.to_row() for d in dead])])
+    if not owned():
+        raise Rebalanced()
     for d in dead:
         await dead_letters_topic.send(key=d.kafka_key(), value=d.to_kafka_value())
     m = rt.metrics
     m.ratings += len(rows)
     m.dead_letters += len(dead)
     done = _utcnow()
-    for e, v in accepted:
-        tp = (e.message.topic, e.message.partition)
-        m.freshness_ms[tp] = int((done - v.event.event_time).total_seconds() * 1000)
-    for e in events:
-        m.events[(e.message.topic, e.message.partition)] += 1
+    for msg, v in accepted:
+        m.freshness_ms[(msg.topic, msg.partition)] = int((done - v.event.event_time).total_seconds() * 1000)
+    for msg in messages:
+        m.events[(msg.topic, msg.partition)] += 1
     maybe_validate_micro_batch(rt)
 
 
-@app.agent(ratings_topic)
-async def rate_service(stream):
+@app.task
+async def rate_service():
     """Kiosk ratings -> validated, de-duplicated by rating_id -> ClickHouse ratings."""
-    rt = runtime()
-    async for events in stream.take_events(settings.stream_batch_size, within=settings.stream_batch_window_s):
-        await process_rating_batch(rt, events)
+    await _run_batches(ratings_inbox, process_rating_batch)
 
 
 # ----------------------------------------------------------------------------- timers

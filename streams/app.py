@@ -8,8 +8,10 @@ seconds), table store (FAUST_STORE: ``memory://`` or ``rocksdb://``), web port
 (FAUST_WEB_PORT), data dir (PULSE_STATE_DIR/faust/<app id>), topic names (pulse.topics
 with PULSE_TOPIC_PREFIX), ClickHouse (CLICKHOUSE_URL).
 
-Input topics are read as raw bytes (the per-event Checker decodes them); the state table is
-co-partitioned with ``dossier-events`` (same key, same partition count).
+Input topics are read as raw bytes (the per-event Checker decodes them) and delivered in
+batches to inboxes (streams.batching: Faust's consumer, group, offsets and tables, without its
+per-event stream layer); the state table is co-partitioned with ``dossier-events`` (same
+key, same partition count).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import faust
 
 from pulse import topics as T
 from pulse.config import Settings
+from streams.batching import BatchingApp
 
 # Tunables that are not domain configuration (Settings.extra may override them).
 DEFAULTS = {
@@ -42,11 +45,11 @@ def _broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings) -> BatchingApp:
     datadir = settings.state_dir / "faust" / settings.faust_app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
     session = float(settings.kafka_session_timeout_s)
-    app = faust.App(
+    app = BatchingApp(
         settings.faust_app_id,
         broker=_broker_urls(settings.kafka_bootstrap),
         store=settings.faust_store,
@@ -85,6 +88,10 @@ ratings_topic = _topic(T.RATINGS)
 dead_letters_topic = _topic(T.DEAD_LETTERS)
 alerts_topic = _topic(T.ALERTS)
 dossier_state_topic = _topic(T.DOSSIER_STATE)
+
+# The input topics, delivered in batches (bounded: the fetch loop waits when they are full).
+dossier_inbox = app.inbox(dossier_events_topic, max_buffered=4 * settings.stream_batch_size)
+ratings_inbox = app.inbox(ratings_topic, max_buffered=4 * settings.stream_batch_size)
 
 # dossier_code (utf-8 bytes) -> [compact event, ...] (streams.core): the applied-event set of each dossier.
 dossier_table = app.Table(

@@ -35,11 +35,6 @@ class Msg:
     timestamp: float
 
 
-@dataclass
-class Ev:
-    message: Msg
-
-
 class FakeSink:
     def __init__(self):
         self.rows = []
@@ -114,8 +109,8 @@ def dossier_events(code: str, t0: datetime, finish: bool = True, promised_in=tim
 
 
 def as_messages(evs, start_offset=0, partition=0):
-    return [Ev(Msg("t.dossier-events", partition, start_offset + i,
-                   e if isinstance(e, bytes) else encode(e), NOW.timestamp()))
+    return [Msg("t.dossier-events", partition, start_offset + i,
+                e if isinstance(e, bytes) else encode(e), NOW.timestamp())
             for i, e in enumerate(evs)]
 
 
@@ -187,7 +182,7 @@ def test_ratings_batch_dedupes_by_rating_id(rt):
     def rating(i, level=5):
         return KioskRating(rating_id=f"R-000000{i}", event_time=NOW - timedelta(minutes=5), kiosk_id="K1",
                            unit_code=UNIT.code, level=level)
-    msgs = [Ev(Msg("t.ratings", 0, i, encode(r), NOW.timestamp()))
+    msgs = [Msg("t.ratings", 0, i, encode(r), NOW.timestamp())
             for i, r in enumerate([rating(1), rating(2, 2), rating(1)])]
     run(agents.process_rating_batch(rt, msgs))
     assert [r[0] for r in rt.ratings_sink.rows] == ["R-0000001", "R-0000002"]
@@ -215,21 +210,82 @@ def test_shuffled_batches_converge_to_the_same_states(rt):
         assert final[code][:-1] == logic.state(code, merge(None, evs)[0], now).row[:-1]
 
 
-def test_agent_runs_in_faust_test_context(rt, monkeypatch):
-    """The real agent function over Faust's test machinery (no broker)."""
-    monkeypatch.setattr(agents, "_runtime", rt)
-    evs = dossier_events("D-TC", NOW - timedelta(days=2))
+class FakeConsumer:
+    def __init__(self):
+        self.acked = []
+
+    def ack(self, message):
+        self.acked.append(message)
+
+
+class FakeApp:
+    def __init__(self):
+        self.consumer_generation_id = 1
+        self.consumer = FakeConsumer()
+
+
+def test_inbox_batches_by_size_and_time_and_waits_when_full():
+    from streams.batching import Inbox
+    app = FakeApp()
 
     async def go():
-        async with agents.apply_status_changes.test_context() as agent:
-            for e in evs:
-                await agent.put(encode(e), key=b"D-TC")
-            for _ in range(100):
-                if rt.state_sink.rows:
-                    break
-                await asyncio.sleep(0.05)
+        box = Inbox(app, "t.dossier-events", max_buffered=5)
+        await box.put([1, 2, 3], generation=1)
+        b = await box.take(2, within=0.0)
+        assert b.messages == [1, 2] and b.generation == 1
+        t0 = asyncio.get_running_loop().time()
+        b = await box.take(10, within=0.2)        # only one left: returns after the window
+        assert b.messages == [3] and asyncio.get_running_loop().time() - t0 >= 0.19
+        await box.put([4, 5, 6, 7, 8], generation=1)
+        blocked = asyncio.ensure_future(box.put([9], generation=1))
+        await asyncio.sleep(0.05)
+        assert not blocked.done()                 # full: the fetch loop waits
+        assert (await box.take(3, within=0)).messages == [4, 5, 6]
+        await asyncio.wait_for(blocked, 1)
+        box.clear()                                # a rebalance drops what was not taken
+        assert len(box) == 0
+        await box.put([10], generation=2)
+        b = await box.take(5, within=0)
+        assert b.messages == [10] and box.owns(b) is False   # generation 2 is not the app's (1)
     run(go())
-    assert rt.state_sink.rows and rt.state_sink.rows[-1][0] == "D-TC"
+
+
+def test_batch_loop_acks_only_after_processing_and_drops_reassigned_batches(rt, monkeypatch):
+    """The real batch loop of the worker (``_run_batches``) over an inbox, without a broker."""
+    from streams.batching import Inbox
+    monkeypatch.setattr(agents, "_runtime", rt)
+    monkeypatch.setattr(agents, "settings", agents.settings.with_(stream_batch_window_s=0.01))
+    app = FakeApp()
+    msgs = as_messages(dossier_events("D-TC", NOW - timedelta(days=2)))
+
+    async def go():
+        box = Inbox(app, "t.dossier-events", max_buffered=100)
+        loop_task = asyncio.ensure_future(agents._run_batches(box, agents.process_dossier_batch))
+        await box.put(msgs, generation=1)
+        for _ in range(100):
+            if app.consumer.acked:
+                break
+            await asyncio.sleep(0.02)
+        assert app.consumer.acked == msgs
+        assert rt.state_sink.rows and rt.state_sink.rows[-1][0] == "D-TC"
+        # a batch whose partitions were reassigned while it was written: not acked, table untouched
+        app.consumer.acked.clear()
+        gate = asyncio.Event()
+        real_write = rt.events_sink.write_async
+
+        async def slow_write(rows, wait=False):
+            app.consumer_generation_id = 2       # the rebalance happens during the write
+            gate.set()
+            return await real_write(rows)
+        rt.events_sink.write_async = slow_write
+        late = as_messages(dossier_events("D-TC2", NOW - timedelta(days=2)), 10)
+        await box.put(late, generation=1)
+        await asyncio.wait_for(gate.wait(), 2)
+        await asyncio.sleep(0.1)
+        assert app.consumer.acked == []
+        assert b"D-TC2" not in rt.table
+        loop_task.cancel()
+    run(go())
 
 
 def test_gx_micro_batch_sees_every_contract_valid_event_including_rejected_ones(rt):
