@@ -29,6 +29,7 @@ DEFAULTS = {
     "alert_min_count": 10,               # fewer dossiers/ratings in the window: no share alert
     "gx_batch_rows": 5000,               # GX micro-batch: every N rows ...
     "gx_batch_seconds": 10.0,            # ... or T seconds
+    "gx_min_interval_s": 5.0,            # under load: at most one GX run per this many seconds (a sample)
     "gx_enabled": True,
     "rating_recent_ids": 200_000,        # bounded recent-id set for the rating counters
     "commit_interval_s": 1.0,
