@@ -234,6 +234,7 @@ def profile_batch_path(n_events: int = 20_000) -> str:
     rt.started_at = datetime.now(timezone.utc)
     rt.overdue_heap, rt.warn_heap, rt.gx_rows, rt.gx_task, rt.gx_last = [], [], {"dossier_events": [], "ratings": []}, None, 0.0
     rt.recent_ratings = OrderedDict()
+    rt.overlay, rt.overlay_generation = {}, None
     table = {}
     agents.dossier_table = table
     agents._set_table = lambda k, v, e: table.__setitem__(k, v)

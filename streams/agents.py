@@ -69,6 +69,8 @@ class Metrics:
         self.due_soon = 0
         self.batches = 0
         self.last_batch_s = 0.0
+        # CPU-side time per stage of the dossier batches (where a batch's time goes)
+        self.stage_s = {"validate": 0.0, "apply": 0.0, "write_wait": 0.0, "kafka_side": 0.0}
         self._prev = (time.monotonic(), 0)
 
     def total(self) -> int:
@@ -76,7 +78,7 @@ class Metrics:
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and not isinstance(v, dict)} | {
-            "events": self.total()}
+            "events": self.total(), "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()}}
 
 
 class Runtime:
@@ -118,6 +120,10 @@ class Runtime:
         self.gx_last = time.monotonic()
         self.gx_task: asyncio.Task | None = None
         self.recent_ratings: OrderedDict = OrderedDict()
+        # dossier_code -> event set of a batch applied in memory whose ClickHouse write is
+        # still in flight (the table gets it after the write); see prepare_dossier_batch
+        self.overlay: dict = {}
+        self.overlay_generation = None
         self.ready = False
 
     # -- deadline index ---------------------------------------------------------------------
@@ -194,12 +200,7 @@ def _msg_time(m) -> datetime:
 
 async def _write_all(pairs) -> None:
     """Buffer every (sink, rows) then wait until all are in ClickHouse (blocks during outages)."""
-    tickets = []
-    for sink, rows in pairs:
-        if rows:
-            tickets.append((sink, await sink.write_async(rows)))
-    # wait on all at once: each wait asks its sink to flush now, so the inserts run in parallel
-    await asyncio.gather(*(sink.wait_async(ticket) for sink, ticket in tickets))
+    await _wait_writes(await _start_writes(pairs))
 
 
 async def _send_alerts(rt: Runtime, alerts: list[dict], to_topic: bool = True) -> None:
@@ -243,13 +244,90 @@ class Rebalanced(Exception):
     """The partitions of a batch were reassigned while it was being written."""
 
 
-async def process_dossier_batch(rt: Runtime, messages, owned=lambda: True) -> None:
-    """Validate, apply and write one batch; ``owned()`` False after the ClickHouse writes
-    (a rebalance happened meanwhile) -> Rebalanced, and the table is left alone."""
+async def _start_writes(pairs) -> list:
+    """Buffer every (sink, rows); returns what ``_wait_writes`` waits on (blocks only when a
+    sink's buffer is full, i.e. during a ClickHouse outage)."""
+    return [(sink, await sink.write_async(rows)) for sink, rows in pairs if rows]
+
+
+async def _wait_writes(tickets) -> None:
+    # wait on all at once: each wait asks its sink to flush now, so the inserts run in parallel
+    await asyncio.gather(*(sink.wait_async(ticket) for sink, ticket in tickets))
+
+
+class PreparedDossierBatch:
+    """A dossier batch validated and applied in memory, its ClickHouse rows handed to the
+    sinks. ``finish`` waits until ClickHouse has them, then does the Kafka side."""
+
+    def __init__(self, rt, messages, accepted, dead, updates, states, alerts, tickets, now, t0, times, counts):
+        self.rt, self.messages, self.accepted, self.dead = rt, messages, accepted, dead
+        self.updates, self.states, self.alerts, self.tickets = updates, states, alerts, tickets
+        self.now, self.t0, self.times, self.counts = now, t0, times, counts
+
+    async def finish(self, owned=lambda: True) -> None:
+        rt, now = self.rt, self.now
+        t2 = time.monotonic()
+        await _wait_writes(self.tickets)
+        t3 = time.monotonic()
+        if not owned():
+            rt.overlay.clear()  # in-memory states of partitions that may not be ours any more
+            raise Rebalanced()
+        # ClickHouse has every row of the batch: now the Kafka side (changelog, dead letters, alerts).
+        for d in self.dead:
+            await dead_letters_topic.send(key=d.kafka_key(), value=d.to_kafka_value())
+        await _send_alerts(rt, self.alerts)
+        overlay = rt.overlay
+        for key, merged, msg in self.updates:
+            _set_table(key, merged, msg)
+            if overlay.get(key) is merged:
+                del overlay[key]
+        if tunable(settings, "publish_state"):
+            import json
+            for st in self.states:
+                await dossier_state_topic.send(key=st.code.encode(), value=json.dumps(st.row, default=str).encode())
+        for st in self.states:
+            rt.index(st, now)
+
+        m = rt.metrics
+        t4 = time.monotonic()
+        st_s = m.stage_s
+        t1, t_written = self.times
+        st_s["validate"] += t1 - self.t0
+        st_s["apply"] += t_written - t1
+        st_s["write_wait"] += t3 - t2
+        st_s["kafka_side"] += t4 - t3
+        dups, applied = self.counts
+        m.batches += 1
+        m.duplicates += dups
+        m.dead_letters += len(self.dead)
+        m.applied += applied
+        done = _utcnow()
+        for msg in self.messages:
+            m.events[(msg.topic, msg.partition)] += 1
+        maxt = {}
+        for msg, v in self.accepted:
+            tp = (msg.topic, msg.partition)
+            t = v.event.event_time
+            if tp not in maxt or t > maxt[tp]:
+                maxt[tp] = t
+        for tp, t in maxt.items():
+            m.freshness_ms[tp] = int((done - t).total_seconds() * 1000)
+        m.last_batch_s = time.monotonic() - self.t0
+        maybe_validate_micro_batch(rt)
+
+
+async def prepare_dossier_batch(rt: Runtime, messages, generation=None) -> PreparedDossierBatch:
+    """Validate a batch, apply it to the dossiers' event sets IN MEMORY and hand its rows to
+    the sinks. A dossier's current set is the newest one: from a batch still being written
+    (``rt.overlay``) or else from the table. Nothing reaches the table before ``finish``."""
     from sinks.rows import dossier_event_row
+    if generation is not None and generation != rt.overlay_generation:
+        rt.overlay.clear()
+        rt.overlay_generation = generation
     t0 = time.monotonic()
     now = _utcnow()
     accepted, dead = validate_dossier_events(rt, messages, now)
+    t1 = time.monotonic()
     by_code: dict[str, list] = {}
     for m, v in accepted:
         ev = v.event
@@ -257,9 +335,12 @@ async def process_dossier_batch(rt: Runtime, messages, owned=lambda: True) -> No
 
     event_rows, state_rows, alerts, updates, states = [], [], [], [], []
     dups = 0
+    overlay = rt.overlay
     for code, (ctx, items) in by_code.items():
         key = code.encode()
-        current = dossier_table.get(key)
+        current = overlay.get(key)
+        if current is None:
+            current = dossier_table.get(key)
         merged, applied, d = merge(current, (c for c, _, _ in items))
         dups += d
         if not applied:
@@ -278,44 +359,22 @@ async def process_dossier_batch(rt: Runtime, messages, owned=lambda: True) -> No
         if st.overdue and rt.alert_fresh(st.judgement.deadline, now):
             alerts.append(deadline_alert("overdue", st, now))
         updates.append((key, merged, ctx))
+        overlay[key] = merged
         states.append(st)
 
     dl_rows = [d.to_row() for d in dead]
-    await _write_all([(rt.events_sink, event_rows), (rt.state_sink, state_rows),
-                      (rt.dead_sink, dl_rows), (rt.alerts_sink, alerts)])
-    if not owned():
-        raise Rebalanced()
-    # ClickHouse has every row of the batch: now the Kafka side (changelog, dead letters, alerts).
-    for d in dead:
-        await dead_letters_topic.send(key=d.kafka_key(), value=d.to_kafka_value())
-    await _send_alerts(rt, alerts)
-    for key, merged, ctx in updates:
-        _set_table(key, merged, ctx)
-    if tunable(settings, "publish_state"):
-        import json
-        for st in states:
-            await dossier_state_topic.send(key=st.code.encode(), value=json.dumps(st.row, default=str).encode())
-    for st in states:
-        rt.index(st, now)
+    t2 = time.monotonic()
+    tickets = await _start_writes([(rt.events_sink, event_rows), (rt.state_sink, state_rows),
+                                   (rt.dead_sink, dl_rows), (rt.alerts_sink, alerts)])
+    return PreparedDossierBatch(rt, messages, accepted, dead, updates, states, alerts, tickets, now, t0,
+                                (t1, t2), (dups, len(event_rows)))
 
-    m = rt.metrics
-    m.batches += 1
-    m.duplicates += dups
-    m.dead_letters += len(dead)
-    m.applied += len(event_rows)
-    done = _utcnow()
-    for msg in messages:
-        m.events[(msg.topic, msg.partition)] += 1
-    maxt = {}
-    for msg, v in accepted:
-        tp = (msg.topic, msg.partition)
-        t = v.event.event_time
-        if tp not in maxt or t > maxt[tp]:
-            maxt[tp] = t
-    for tp, t in maxt.items():
-        m.freshness_ms[tp] = int((done - t).total_seconds() * 1000)
-    m.last_batch_s = time.monotonic() - t0
-    maybe_validate_micro_batch(rt)
+
+async def process_dossier_batch(rt: Runtime, messages, owned=lambda: True) -> None:
+    """One batch start to end: prepare, then finish (``owned()`` False after the ClickHouse
+    writes -> Rebalanced, the table left alone)."""
+    prepared = await prepare_dossier_batch(rt, messages)
+    await prepared.finish(owned)
 
 
 def maybe_validate_micro_batch(rt: Runtime, force: bool = False) -> None:
@@ -363,17 +422,41 @@ async def _run_gx(rt: Runtime, batches: dict) -> None:
         log.exception("GX micro-batch failed")
 
 
-async def _run_batches(inbox, process) -> None:
-    """Take batches from an inbox, process each, then ack it. A batch whose partitions were
-    reassigned meanwhile is dropped unacked (the new owner replays it). Any other error
-    ends the process (crash-only: the supervisor restarts it, the replay is exact)."""
+def _crash(what: str) -> None:
+    """Crash-only: log, then end the process; the supervisor restarts it and the replay
+    from the committed offsets is exact (nothing acked was left half done)."""
+    log.critical("pulse: %s failed; exiting for a restart", what, exc_info=True)
+    logging.shutdown()
+    os._exit(1)
+
+
+async def _run_batches(inbox, prepare, in_flight: int = 1) -> None:
+    """Two stages, so that the CPU work of one batch overlaps the ClickHouse write of the
+    previous ones: this loop takes a batch and ``prepare``s it (validate, apply in memory,
+    hand rows to the sinks); ``_finish_batches`` waits for its rows in ClickHouse, updates
+    the table and acks it, in order. At most ``in_flight`` prepared batches wait."""
     rt = runtime()
+    queue: asyncio.Queue = asyncio.Queue(maxsize=max(1, in_flight))
+    finisher = asyncio.ensure_future(_finish_batches(inbox, queue))
     try:
         async for batch in inbox.batches(settings.stream_batch_size, settings.stream_batch_window_s):
             if not inbox.owns(batch):
                 continue
+            prepared = await prepare(rt, batch.messages, batch.generation)
+            await queue.put((batch, prepared))
+    except asyncio.CancelledError:
+        finisher.cancel()
+        raise
+    except BaseException:  # noqa: BLE001
+        _crash("batch processing")
+
+
+async def _finish_batches(inbox, queue: asyncio.Queue) -> None:
+    try:
+        while True:
+            batch, prepared = await queue.get()
             try:
-                await process(rt, batch.messages, owned=lambda: inbox.owns(batch))
+                await prepared.finish(owned=lambda: inbox.owns(batch))
             except Rebalanced:
                 log.info("pulse: batch of %d messages dropped: partitions reassigned meanwhile", len(batch))
                 continue
@@ -381,15 +464,13 @@ async def _run_batches(inbox, process) -> None:
     except asyncio.CancelledError:
         raise
     except BaseException:  # noqa: BLE001
-        log.critical("pulse: batch processing failed; exiting for a restart", exc_info=True)
-        logging.shutdown()
-        os._exit(1)
+        _crash("finishing a batch")
 
 
 @app.task
 async def apply_status_changes():
     """Dossier status events -> validated, de-duplicated, applied in event-time order."""
-    await _run_batches(dossier_inbox, process_dossier_batch)
+    await _run_batches(dossier_inbox, prepare_dossier_batch)
 
 
 # ----------------------------------------------------------------------------- ratings
@@ -398,7 +479,29 @@ def validate_ratings(rt: Runtime, messages, now: datetime):
     return _validate(rt, messages, now, rt.checker.check_rating, "rating", "ratings")
 
 
-async def process_rating_batch(rt: Runtime, messages, owned=lambda: True) -> None:
+class PreparedRatingBatch:
+    def __init__(self, rt, messages, accepted, dead, rows, tickets):
+        self.rt, self.messages, self.accepted, self.dead, self.rows, self.tickets = \
+            rt, messages, accepted, dead, rows, tickets
+
+    async def finish(self, owned=lambda: True) -> None:
+        await _wait_writes(self.tickets)
+        if not owned():
+            raise Rebalanced()
+        for d in self.dead:
+            await dead_letters_topic.send(key=d.kafka_key(), value=d.to_kafka_value())
+        m = self.rt.metrics
+        m.ratings += len(self.rows)
+        m.dead_letters += len(self.dead)
+        done = _utcnow()
+        for msg, v in self.accepted:
+            m.freshness_ms[(msg.topic, msg.partition)] = int((done - v.event.event_time).total_seconds() * 1000)
+        for msg in self.messages:
+            m.events[(msg.topic, msg.partition)] += 1
+        maybe_validate_micro_batch(self.rt)
+
+
+async def prepare_rating_batch(rt: Runtime, messages, generation=None) -> PreparedRatingBatch:
     from sinks.rows import rating_row
     now = _utcnow()
     accepted, dead = validate_ratings(rt, messages, now)
@@ -415,26 +518,19 @@ async def process_rating_batch(rt: Runtime, messages, owned=lambda: True) -> Non
             seen.popitem(last=False)
         # written even if a previous run wrote it (ReplacingMergeTree on rating_id)
         rows.append(rating_row(r, m.topic, m.partition, m.offset))
-    await _write_all([(rt.ratings_sink, rows), (rt.dead_sink, [d.to_row() for d in dead])])
-    if not owned():
-        raise Rebalanced()
-    for d in dead:
-        await dead_letters_topic.send(key=d.kafka_key(), value=d.to_kafka_value())
-    m = rt.metrics
-    m.ratings += len(rows)
-    m.dead_letters += len(dead)
-    done = _utcnow()
-    for msg, v in accepted:
-        m.freshness_ms[(msg.topic, msg.partition)] = int((done - v.event.event_time).total_seconds() * 1000)
-    for msg in messages:
-        m.events[(msg.topic, msg.partition)] += 1
-    maybe_validate_micro_batch(rt)
+    tickets = await _start_writes([(rt.ratings_sink, rows), (rt.dead_sink, [d.to_row() for d in dead])])
+    return PreparedRatingBatch(rt, messages, accepted, dead, rows, tickets)
+
+
+async def process_rating_batch(rt: Runtime, messages, owned=lambda: True) -> None:
+    prepared = await prepare_rating_batch(rt, messages)
+    await prepared.finish(owned)
 
 
 @app.task
 async def rate_service():
     """Kiosk ratings -> validated, de-duplicated by rating_id -> ClickHouse ratings."""
-    await _run_batches(ratings_inbox, process_rating_batch)
+    await _run_batches(ratings_inbox, prepare_rating_batch)
 
 
 # ----------------------------------------------------------------------------- timers

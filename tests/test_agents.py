@@ -81,6 +81,7 @@ def rt(monkeypatch):
             self.gx_last = 0.0
             self.gx_task = None
             self.recent_ratings = {}
+            self.overlay, self.overlay_generation = {}, None
             self.ready = True
 
     table = FakeTable()
@@ -260,7 +261,7 @@ def test_batch_loop_acks_only_after_processing_and_drops_reassigned_batches(rt, 
 
     async def go():
         box = Inbox(app, "t.dossier-events", max_buffered=100)
-        loop_task = asyncio.ensure_future(agents._run_batches(box, agents.process_dossier_batch))
+        loop_task = asyncio.ensure_future(agents._run_batches(box, agents.prepare_dossier_batch))
         await box.put(msgs, generation=1)
         for _ in range(100):
             if app.consumer.acked:
@@ -299,3 +300,32 @@ def test_gx_micro_batch_sees_every_contract_valid_event_including_rejected_ones(
     rows = rt.gx_rows["dossier_events"]
     assert [r["unit_code"] for r in rows] == [UNIT.code, UNIT.code, "999.99.99.H99"]
     assert len(rt.dead_sink.rows) == 2   # the unknown unit and the broken bytes
+
+
+def test_a_batch_prepared_while_the_previous_is_still_being_written_builds_on_it(rt):
+    """Pipelining: batch B is applied in memory on top of batch A, whose ClickHouse write is
+    still in flight (A is not in the table yet); finishing A then B leaves the union."""
+    evs = dossier_events("D-PIPE", NOW - timedelta(days=2))
+    gate = asyncio.Event()
+    real_wait = rt.events_sink.wait_async
+
+    async def slow_wait(ticket):
+        await gate.wait()
+        return await real_wait(ticket)
+    rt.events_sink.wait_async = slow_wait
+
+    async def go():
+        a = await agents.prepare_dossier_batch(rt, as_messages(evs[:2]), generation=1)
+        b = await agents.prepare_dossier_batch(rt, as_messages(evs[2:], 2), generation=1)
+        assert b"D-PIPE" not in rt.table            # nothing in the table before ClickHouse has it
+        assert rt.state_sink.rows[-1][5] == 9        # B's state already folds A's events: finished
+        gate.set()
+        await a.finish()
+        await b.finish()
+        assert [c[0] for c in rt.table[b"D-PIPE"]] == [e.event_id for e in evs]
+        assert rt.overlay == {}
+        # a new consumer generation starts from the table, not from in-memory states
+        rt.overlay[b"D-OTHER"] = ["stale"]
+        await agents.prepare_dossier_batch(rt, [], generation=2)
+        assert rt.overlay == {}
+    run(go())
