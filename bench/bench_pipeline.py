@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import os
 import pstats
 import random
 import statistics
@@ -129,6 +130,18 @@ def wait_rows(client, sql: str, expected: int, timeout: float, poll: float = 0.2
         time.sleep(poll)
     raise TimeoutError(f"{sql}: fewer than {expected} rows after {timeout} s "
                        f"({client.query(sql).result_rows[0][0]})")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """user + system CPU of a process and its threads so far (Linux /proc)."""
+    if not pid:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks   # utime, stime (fields 14, 15 of stat)
 
 
 def pct(values, p):
@@ -307,6 +320,9 @@ def main(argv=None) -> int:
         worker = start_worker(s, env={"PULSE_PROFILE": str(prof_path)} if args.profile_worker else None,
                               log_path=home / "worker.log")
         t_ready = time.monotonic()
+        procs = {"worker": worker.proc.pid, "broker": broker.pid(), "clickhouse endpoint": endpoint.proc.pid}
+        procs.update({f"worker {i}": w.proc.pid for i, w in enumerate(extra_workers, 1)})
+        cpu0 = {k: cpu_seconds(p) for k, p in procs.items()}
         client = get_client(s)
         t_events = wait_rows(client, "SELECT count() FROM dossier_events", n, 900)
         dossiers = n // 4
@@ -314,12 +330,18 @@ def main(argv=None) -> int:
                                     "WHERE status = 10", dossiers, 900)
         t_done = max(t_events, t_state)
         rate = n / (t_done - t_ready)
+        cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in procs.items()}
         for w in extra_workers:
             w.stop(timeout=30)
         print(f"pipeline  Kafka -> Faust -> ClickHouse, {args.workers} worker(s):  {n:,} events ({dossiers:,} dossiers) in "
               f"{t_done - t_ready:.2f} s = {rate:,.0f} events/s  ({rate / base_rate:.1%} of raw consumption)")
         st = worker.status() or {}
         print(f"          worker metrics: {st.get('metrics')}")
+        wall = t_done - t_ready
+        print(f"          CPU in that phase ({wall:.1f} s wall, {os.cpu_count()} cores): " + ", ".join(
+            f"{k} {v:.1f} s = {1e6 * v / n:.0f} µs/event" for k, v in cpu.items()) +
+            f"; total {1e6 * sum(cpu.values()) / n:.0f} µs/event -> at most "
+            f"{n * os.cpu_count() / max(1e-9, sum(cpu.values())):,.0f} events/s if nothing else ran")
         if args.profile_worker:
             worker.stop(timeout=60)
             out = io.StringIO()
