@@ -19,6 +19,15 @@ Verdicts
 - ``ok`` is True only with no failure; ``event`` is the decoded model whenever the
   contract held (also when a data rule failed), ``row`` the flattened row (for GX).
 
+Speed (the worker checks every event): for a payload that decodes, ``check_*`` call
+pydantic's validator directly, flatten the model on its fast path and evaluate the suite
+with ONE function generated from the compiled rules (``CompiledSuite.passes``, see "the fast
+path" below), which only says whether every rule passes; the per-rule closures
+(``CompiledSuite.interpret``) name the failures when it does not. Anything else (tombstone,
+oversize, contract failure, a newer minor) goes through the general path. Same verdicts
+either way (``tests/test_expectations.py`` compares them with the reference interpretation);
+``bench/bench_validation.py`` measures both.
+
 Lifecycle (decision): an illegal status transition (``rules.lifecycle``) is a FLAG, rule
 ``lifecycle.illegal_transition``, not a rejection. The event is a fact the unit system
 recorded; transitions look illegal when a system skips steps or events arrive out of
@@ -30,17 +39,18 @@ from __future__ import annotations
 
 import ast
 import json
+import operator
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from schemas.codec import decode_dossier, decode_rating
-from schemas.contracts import MAX_EVENT_BYTES
+from schemas.codec import decode_dossier, decode_rating, json_validator
+from schemas.contracts import MAX_EVENT_BYTES, DossierEvent, KioskRating
 from schemas.errors import INVALID_JSON, OVERSIZE, ContractError
 
-from .flatten import flatten_dossier, flatten_rating
-from .suite_io import DOSSIER_SUITE, RATING_SUITE, SuiteError, load_suite
+from .flatten import _flatten_dossier_model, flatten_dossier, flatten_rating
+from .suite_io import DOSSIER_SUITE, PAIR_SEPARATOR, RATING_SUITE, SuiteError, load_suite
 
 CONTRACT_PREFIX = "contract."
 LIFECYCLE_ILLEGAL = "lifecycle.illegal_transition"
@@ -106,10 +116,11 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def _row_condition(kwargs: dict) -> Callable[[dict], bool] | None:
+def _parse_row_condition(kwargs: dict) -> tuple[str, str, Any] | None:
     """GX row conditions: a ComparisonCondition (serialised ``{"type": "comparison", "column":
     {"name": ...}, "operator": ..., "parameter": ...}``) or, deprecated in GX 1.9, a pandas
-    query string ``"<column> <op> <literal>"``. Anything else is an error at load."""
+    query string ``"<column> <op> <literal>"``. Anything else is an error at load.
+    Returns ``(column, operator, value)`` (operator a key of ``_OPS``), None without a condition."""
     cond = kwargs.get("row_condition")
     if cond is None:
         return None
@@ -136,6 +147,13 @@ def _row_condition(kwargs: dict) -> Callable[[dict], bool] | None:
             raise SuiteError(f"row_condition {cond!r}: literal {lit!r} not understood") from e
     if op in ("in", "not in"):
         value = set(value)
+    return col, op, value
+
+
+def _row_condition(parsed: tuple[str, str, Any] | None) -> Callable[[dict], bool] | None:
+    if parsed is None:
+        return None
+    col, op, value = parsed
     fn = _OPS[op]
 
     def applies(row: dict) -> bool:
@@ -157,6 +175,8 @@ class CompiledRule:
     type: str
     column: str | None
     check: Callable[[dict], str | None]     # row -> failure message or None
+    # What the code generator needs: normalised kwargs (see _compile) and the parsed row condition.
+    spec: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _compile(exp: dict) -> CompiledRule:
@@ -170,7 +190,9 @@ def _compile(exp: dict) -> CompiledRule:
         raise SuiteError(f"rule {rule}: unsupported kwargs {sorted(unknown)} for {etype}")
     if kw.get("mostly", 1) != 1:
         raise SuiteError(f"rule {rule}: 'mostly' < 1 has no per-event meaning")
-    applies = _row_condition(kw)
+    condition = _parse_row_condition(kw)
+    applies = _row_condition(condition)
+    spec: dict[str, Any] = {"condition": condition}
 
     if etype == "expect_column_pair_values_a_to_be_greater_than_b":
         a, b = kw["column_A"], kw["column_B"]
@@ -179,6 +201,7 @@ def _compile(exp: dict) -> CompiledRule:
         if ignore not in ("both_values_are_missing", "either_value_is_missing", "neither"):
             raise SuiteError(f"rule {rule}: ignore_row_if {ignore!r}")
         rel = ">=" if or_equal else ">"
+        spec.update(a=a, b=b, or_equal=or_equal, ignore=ignore)
 
         def check(row: dict) -> str | None:
             va, vb = row.get(a), row.get(b)
@@ -194,11 +217,13 @@ def _compile(exp: dict) -> CompiledRule:
     else:
         col = kw["column"]
         column = col
+        spec["column"] = col
         if etype == "expect_column_values_to_not_be_null":
             def check(row: dict) -> str | None:
                 return f"{col} is missing" if _missing(row.get(col)) else None
         elif etype == "expect_column_values_to_match_regex":
             rx = re.compile(kw["regex"])
+            spec["regex"] = rx
 
             def check(row: dict) -> str | None:
                 v = row.get(col)
@@ -217,6 +242,7 @@ def _compile(exp: dict) -> CompiledRule:
             except TypeError:
                 ordered = sorted(values, key=str)
             shown = ordered if len(values) <= 12 else f"{len(values)} known values"
+            spec["values"] = values
 
             def check(row: dict) -> str | None:
                 v = row.get(col)
@@ -236,6 +262,7 @@ def _compile(exp: dict) -> CompiledRule:
             for bound in (lo, hi):
                 if bound is not None and not isinstance(bound, (int, float)):
                     raise SuiteError(f"rule {rule}: bound {bound!r} is not a number (placeholder unresolved?)")
+            spec.update(lo=lo, hi=hi, strict_min=smin, strict_max=smax)
 
             def check(row: dict) -> str | None:
                 v = row.get(col)
@@ -257,21 +284,160 @@ def _compile(exp: dict) -> CompiledRule:
 
         def check(row: dict, _inner=inner) -> str | None:  # type: ignore[no-redef]
             return _inner(row) if applies(row) else None
-    return CompiledRule(rule=rule, type=etype, column=column, check=check)
+    return CompiledRule(rule=rule, type=etype, column=column, check=check, spec=spec)
+
+
+# --- the fast path: one generated function per suite ------------------------------------------
+#
+# ``CompiledSuite.passes(row)`` is ONE Python function generated from the same compiled rules
+# (``CompiledSuite.source`` shows it): the row's columns are read into locals in one go,
+# each rule is an inline boolean test with its constants (compiled regex, value sets,
+# bounds) bound as globals, and the first test that does not hold returns False. It is an
+# accelerator, not a second interpretation of the suite: it must only answer True when the interpreter
+# (``CompiledSuite.interpret``, the per-rule closures above) finds no failure; it MAY answer
+# False (or raise) on rows the interpreter passes (a NaN where a value is optional, a str
+# subclass, values of odd types ...), which merely sends the row to the interpreter. So
+# failures are always the interpreter's, and a passing row costs one call.
+# ``tests/test_expectations.py`` checks both against each other on many rows.
+
+class _CodeGen:
+    def __init__(self) -> None:
+        self.consts: dict[str, Any] = {}
+        self.columns: dict[Any, str] = {}   # column -> local variable
+
+    def var(self, column: Any) -> str:
+        if column not in self.columns:
+            self.columns[column] = f"v{len(self.columns)}"
+        return self.columns[column]
+
+    def const(self, value: Any, hint: str) -> str:
+        name = f"_{hint}{len(self.consts)}"
+        self.consts[name] = value
+        return name
+
+    def literal(self, column: Any) -> str:
+        return repr(column) if type(column) is str else self.const(column, "col")
+
+
+def _missing_expr(v: str) -> str:
+    return f"({v} is None or (type({v}) is float and {v} != {v}))"
+
+
+def _pass_expr(r: CompiledRule, g: _CodeGen, regex_known: dict) -> str:
+    """A Python expression over the row's locals that is truthy only if ``r.check`` passes."""
+    spec = r.spec
+    if r.type == "expect_column_pair_values_a_to_be_greater_than_b":
+        a, b = g.var(spec["a"]), g.var(spec["b"])
+        cmp = f"{a} {'>=' if spec['or_equal'] else '>'} {b}"
+        if spec["ignore"] == "either_value_is_missing":
+            # a NaN operand (missing: the interpreter passes) compares False -> interpreter
+            expr = f"({a} is None or {b} is None or {cmp})"
+        else:
+            good = f"(not {_missing_expr(a)} and not {_missing_expr(b)} and {cmp})"
+            if spec["ignore"] == "both_values_are_missing":
+                expr = f"(({_missing_expr(a)} and {_missing_expr(b)}) or {good})"
+            else:
+                expr = good
+    else:
+        v = g.var(spec["column"])
+        if r.type == "expect_column_values_to_not_be_null":
+            expr = f"({v} is not None and (type({v}) is not float or {v} == {v}))"
+        elif r.type == "expect_column_values_to_match_regex":
+            search = g.const(spec["regex"].search, "search")
+            known = regex_known.get(r.rule)
+            if known:  # strings of the suite's value sets that match: a set lookup, not a regex run
+                test = f"({v} in {g.const(known, 'matching')} or {search}({v}) is not None)"
+            else:
+                test = f"{search}({v}) is not None"
+            expr = f"({v} is None or (type({v}) is str and {test}))"
+        elif r.type == "expect_column_values_to_be_in_set":
+            values = spec["values"]
+            expr = f"{v} in {g.const(values, 'values')}"
+            if True in values or False in values:  # otherwise a bool is never `in` them
+                expr += f" and type({v}) is not bool"
+            expr = f"({v} is None or ({expr}))"
+        else:  # expect_column_values_to_be_between
+            tests = [f"(type({v}) is int or type({v}) is float)"]
+            if spec["lo"] is not None:
+                tests.append(f"{v} {'>' if spec['strict_min'] else '>='} {g.const(spec['lo'], 'lo')}")
+            if spec["hi"] is not None:
+                tests.append(f"{v} {'<' if spec['strict_max'] else '<='} {g.const(spec['hi'], 'hi')}")
+            expr = f"({v} is None or ({' and '.join(tests)}))"
+    if spec.get("condition") is not None:
+        # The rule applies only where the condition holds; evaluating it anyway where the
+        # condition cannot be decided is merely conservative.
+        col, op, value = spec["condition"]
+        c = g.var(col)
+        expr = f"({c} is None or not ({c} {op} {g.const(value, 'param')}) or {expr})"
+    return expr
+
+
+def _generate(rules: list[CompiledRule], name: str) -> tuple[Callable[[dict], bool], str]:
+    g = _CodeGen()
+    # Per regex rule: strings known from the suite's value sets that the regex accepts, so
+    # the common case is one set lookup instead of a regex run. Candidates: the value sets of
+    # the same column (e.g. every known unit code) or, for a column without one, the parts
+    # of "<a>|<b>" pair values (e.g. the field codes of procedure_and_field). Which strings
+    # are candidates only matters for speed: each one is checked with the regex here.
+    same_column: dict[Any, set] = {}
+    parts: set = set()
+    for r in rules:
+        if r.type == "expect_column_values_to_be_in_set":
+            strs = [s for s in r.spec["values"] if type(s) is str]
+            same_column.setdefault(r.spec["column"], set()).update(strs)
+            parts.update(p for s in strs if PAIR_SEPARATOR in s for p in s.split(PAIR_SEPARATOR))
+    regex_known = {r.rule: frozenset(s for s in same_column.get(r.spec["column"]) or parts if r.spec["regex"].search(s))
+                   for r in rules if r.type == "expect_column_values_to_match_regex"}
+    exprs = [_pass_expr(r, g, regex_known) for r in rules]
+    cols = list(g.columns.items())
+    lines = ["def passes(row):"]
+    if cols:
+        pick = g.const(operator.itemgetter(*(c for c, _ in cols)), "pick")
+        names = ", ".join(v for _, v in cols) + ("," if len(cols) == 1 else "")
+        lines += ["    try:",
+                  "        if type(row) is not dict:",  # a Mapping or dict subclass: .get() as the interpreter does
+                  "            raise KeyError",
+                  f"        {names} = {pick}(row)" if len(cols) > 1 else f"        {names} = {pick}(row),",
+                  "    except KeyError:",
+                  "        get = row.get"]
+        lines += [f"        {v} = get({g.literal(c)})" for c, v in cols]
+    lines += [f"    if not {e}:\n        return False" for e in exprs]
+    lines.append("    return True")
+    source = "\n".join(lines) + "\n"
+    namespace = dict(g.consts)
+    exec(compile(source, f"<suite {name}>", "exec"), namespace)
+    return namespace["passes"], source
+
+
+def _declines(row: dict) -> bool:
+    return False
 
 
 class CompiledSuite:
     def __init__(self, suite: dict):
         self.name = suite["name"]
         self.rules = [_compile(e) for e in suite.get("expectations", [])]
+        try:
+            self.passes, self.source = _generate(self.rules, str(self.name))
+        except Exception:  # e.g. a column name that is not hashable: every row to the closures
+            self.passes, self.source = _declines, None
 
-    def failures(self, row: dict) -> list[Failure]:
+    def interpret(self, row: dict) -> list[Failure]:
+        """Every rule's closure on the row: the reference interpretation of the suite."""
         out = []
         for r in self.rules:
             msg = r.check(row)
             if msg is not None:
                 out.append(Failure(r.rule, msg, r.column))
         return out
+
+    def failures(self, row: dict) -> list[Failure]:
+        try:
+            if self.passes(row):
+                return []
+        except Exception:  # an odd value: the interpreter decides (and names the failures)
+            pass
+        return self.interpret(row)
 
 
 def _now(now: datetime | None) -> datetime:
@@ -280,6 +446,27 @@ def _now(now: datetime | None) -> datetime:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     return now
+
+
+_new = object.__new__
+
+
+def _verdict(event: Any, row: dict, suite: CompiledSuite) -> Verdict:
+    """``Verdict(not failures, event, failures, row)`` for a contract-valid event, with the
+    suite's failures on the row; built without the frozen dataclass's per-field
+    ``object.__setattr__`` calls (the same instance dict, in field order)."""
+    try:
+        ok = suite.passes(row)
+    except Exception:
+        ok = False
+    failures = [] if ok else suite.interpret(row)
+    v = _new(Verdict)
+    d = v.__dict__
+    d["ok"] = not failures
+    d["event"] = event
+    d["failures"] = failures
+    d["row"] = row
+    return v
 
 
 def _lenient_object(raw: bytes) -> dict | None:
@@ -297,6 +484,8 @@ class Checker:
         self.dossier = CompiledSuite(dossier_suite)
         self.rating = CompiledSuite(rating_suite)
         self.max_event_bytes = int(max_event_bytes)
+        self._validate_dossier = json_validator(DossierEvent)
+        self._validate_rating = json_validator(KioskRating)
 
     @classmethod
     def from_suites(cls, reference: Any, settings: Any, max_event_bytes: int | None = None) -> "Checker":
@@ -313,10 +502,35 @@ class Checker:
 
     # --- public API ---
     def check_dossier(self, raw: bytes, now: datetime | None = None) -> Verdict:
-        return self._check(raw, _now(now), decode_dossier, flatten_dossier, self.dossier)
+        if now is None or now.tzinfo is None:
+            now = _now(now)
+        # Fast path (the common case): the payload decodes as is. Anything else (tombstone,
+        # oversize, contract failure, a newer minor's extra fields) takes the general path
+        # from the start, which decodes again and names the failures.
+        if raw is not None:
+            n = len(raw)
+            if n <= self.max_event_bytes and n <= MAX_EVENT_BYTES:
+                try:
+                    event = self._validate_dossier(raw, strict=True)
+                except Exception:
+                    pass
+                else:
+                    return _verdict(event, _flatten_dossier_model(event, now), self.dossier)
+        return self._check(raw, now, decode_dossier, flatten_dossier, self.dossier)
 
     def check_rating(self, raw: bytes, now: datetime | None = None) -> Verdict:
-        return self._check(raw, _now(now), decode_rating, flatten_rating, self.rating)
+        if now is None or now.tzinfo is None:
+            now = _now(now)
+        if raw is not None:
+            n = len(raw)
+            if n <= self.max_event_bytes and n <= MAX_EVENT_BYTES:
+                try:
+                    event = self._validate_rating(raw, strict=True)
+                except Exception:
+                    pass
+                else:
+                    return _verdict(event, flatten_rating(event, now), self.rating)
+        return self._check(raw, now, decode_rating, flatten_rating, self.rating)
 
     def check_dossier_row(self, row: dict) -> list[Failure]:
         return self.dossier.failures(row)

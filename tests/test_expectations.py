@@ -9,6 +9,7 @@ import copy
 import json
 import random
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
@@ -456,3 +457,250 @@ def test_tombstone_is_a_contract_failure(checker):
     assert v.rules == ["contract.invalid_json"]
     dl = DeadLetter.from_failures(topic="x.ratings", partition=0, offset=1, raw=None, failures=v.failures, received_at=NOW)
     assert dl.raw == b"" and DeadLetter.from_kafka_value(dl.to_kafka_value()) == dl
+
+
+# --- the compiled fast path agrees with the reference interpretation ---------------------------
+#
+# ``Checker.check_*`` decode with pydantic's validator directly, flatten decoded models on a
+# fast path and run one generated function per suite, falling back to the per-rule closures
+# only when that function does not pass a row. The reference below is the checker as it was
+# before: the codec's decode, the generic (Mapping) flatten over the event's fields and every
+# rule's closure. Results must be identical: ok, event, failures (rule, message, column,
+# order) and the row (keys in order, values, value types).
+
+def _reference_verdict(checker, kind, raw, now):
+    from expectations.checks import CONTRACT_PREFIX, Failure, Verdict, _lenient_object
+    from expectations.flatten import flatten_dossier, flatten_rating
+    from schemas.codec import decode_dossier, decode_rating
+    from schemas.errors import ContractError
+    decode, flatten, suite = ((decode_dossier, flatten_dossier, checker.dossier) if kind == "dossier"
+                              else (decode_rating, flatten_rating, checker.rating))
+    if raw is None:
+        return Verdict(False, None, [Failure("contract.invalid_json", "null message value")])
+    if len(raw) > checker.max_event_bytes:
+        return Verdict(False, None, [Failure("contract.oversize", f"{len(raw)} bytes > {checker.max_event_bytes}")])
+    try:
+        event = decode(raw)
+    except ContractError as e:
+        failures = [Failure(CONTRACT_PREFIX + e.reason_code, e.message, e.field)]
+        if e.reason_code != "oversize":
+            obj = _lenient_object(raw)
+            if obj is not None:
+                try:
+                    failures += suite.interpret(flatten(obj, now))
+                except Exception:
+                    pass
+        return Verdict(False, None, failures)
+    row = flatten(dict(event), now)  # the generic path, field by field
+    failures = suite.interpret(row)
+    return Verdict(not failures, event, failures, row)
+
+
+def _assert_same_verdict(v, ref, raw):
+    assert v.ok == ref.ok, raw
+    assert type(v.event) is type(ref.event) and v.event == ref.event, raw
+    assert v.failures == ref.failures, (raw, v.failures, ref.failures)
+    if ref.row is None:
+        assert v.row is None, raw
+    else:
+        assert list(v.row.items()) == list(ref.row.items()), raw
+        assert [type(x) for x in v.row.values()] == [type(x) for x in ref.row.values()], raw
+    assert v == ref, raw
+
+
+_OFFSETS = ["+07:00", "Z", "+00:00", "-05:00", "+07", "+0700", "+14:00"]
+
+
+def _retime(value, rnd):
+    """The same instant (or one a few µs off) written with another offset, or a naive time."""
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    dt = dt + timedelta(microseconds=rnd.choice([0, 0, 1, -1, 999_999]))
+    choice = rnd.choice(_OFFSETS + ["naive"])
+    if choice == "naive":
+        return dt.replace(tzinfo=None).isoformat()
+    off = {"Z": 0, "+00:00": 0, "-05:00": -5, "+07": 7, "+0700": 7, "+07:00": 7, "+14:00": 14}[choice]
+    s = dt.astimezone(timezone(timedelta(hours=off))).isoformat()
+    return s[:-6] + choice if choice in ("Z", "+07", "+0700") else s
+
+
+_ODD = [None, float("nan"), True, False, 0, 1, -1, 3, 11, 1.5, "", "x", "bad code!", "5", [1], {"a": 1},
+        "2026-11-02T10:00:00", "2026-11-02T10:00:00+07:00", "not a time", 10**30]
+
+
+def _parses(v) -> bool:
+    try:
+        return isinstance(v, str) and datetime.fromisoformat(v).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _mutate(d, kind, rnd, units, procs):
+    d = copy.deepcopy(d)
+    for _ in range(rnd.choice([0, 1, 1, 2, 3])):
+        times = [k for k, v in d.items() if (k.endswith("_at") or k.endswith("_time")) and _parses(v)]
+        r = rnd.random()
+        if r < 0.25 and times:  # shift a time: dates out of order, in the future, ...
+            k = rnd.choice(times)
+            dt = datetime.fromisoformat(d[k]) + timedelta(hours=rnd.choice([-100, -1, -0.0001, 0.01, 1, 48, 24 * 400]))
+            d[k] = dt.isoformat()
+        elif r < 0.4 and times:  # same instant, other offsets (or naive: a contract failure)
+            k = rnd.choice(times)
+            d[k] = _retime(d[k], rnd)
+        elif r < 0.5:
+            d["unit_code"] = rnd.choice(units + ["000.00.99.UNKNOWN", "bad unit!"])
+        elif r < 0.55:
+            d["procedure_code"] = rnd.choice(procs + ["9.999"])
+        elif r < 0.6 and kind == "dossier":
+            d["procedure_field"] = rnd.choice(["HT", "DD", "NNMT-DD", "XX"])
+        elif r < 0.65 and "event_time" in times:
+            ingest = datetime.fromisoformat(d["event_time"]) + timedelta(minutes=rnd.choice([-5, 1, 10]))
+            d["ingest_time"] = ingest.isoformat()
+        elif r < 0.7 and kind == "dossier" and "event_time" in times:
+            # supplement rounds and a refusal, at times before and after everything else
+            base = datetime.fromisoformat(d["event_time"])
+
+            def near():
+                return (base + timedelta(hours=rnd.choice([-30, -2, 0, 1e-9, 2, 300]))).isoformat()
+            d["supplements"] = [{"requested_at": near(), **({"resumed_at": near()} if rnd.random() < 0.6 else {})}
+                                for _ in range(rnd.choice([1, 1, 2]))]
+            if rnd.random() < 0.3:
+                d["refused_at"] = near()
+        elif r < 0.75 and kind == "rating":
+            d["scale"], d["level"] = rnd.choice([(3, 2), (3, 4), (3, 5), (3, 1), (5, 5), (4, 3)])
+        elif r < 0.8 and kind == "rating":
+            d["criteria"] = {c: rnd.choice([1, 3, 5, 0, 6]) for c in rnd.sample(CRITERIA, rnd.randint(0, 4))}
+        elif r < 0.9:  # an odd value anywhere: contract failures, also leniently flattened
+            d[rnd.choice(list(d))] = rnd.choice(_ODD)
+        elif r < 0.95:
+            d.pop(rnd.choice(list(d)))
+        elif r < 0.97:
+            d[rnd.choice(["colour", "fee_amount_vnd"])] = 1
+        else:  # a newer minor's extra field: read without it (the general path)
+            d["contract_version"], d["fee_amount_vnd"] = "1.3", 1
+    return d
+
+
+def _sim_corpus(n_variants: int = 3, seed: int = 3):
+    from datetime import date
+    from schemas.reference import load_reference
+    from simulator.model import SimConfig, generate
+    ref = load_reference()
+    cfg = SimConfig(start=date(2026, 11, 2), days=5, scale=0.3)
+    now = cfg.end + timedelta(days=1)
+    rnd = random.Random(seed)
+    units, procs = sorted(ref.units)[:20], sorted(ref.procedures)[:20]
+    out = []
+    for ev in generate(cfg):
+        kind = "dossier" if ev.topic == "dossier-events" else "rating"
+        out.append((kind, ev.value))
+        d = json.loads(ev.value)
+        for _ in range(n_variants if kind == "rating" else rnd.choice([0, 0, 1])):
+            out.append((kind, encode(_mutate(d, kind, rnd, units, procs))))
+    out += [(k, raw) for k in ("dossier", "rating") for raw in (None, b"", b"\xff\xfe", b"[1]", b"{", b"null", b"{}",
+                                                                 b'{"a": NaN}', b" " * 70_000)]
+    return ref, now, out
+
+
+def test_fast_path_agrees_with_reference_interpretation():
+    ref, now, corpus = _sim_corpus()
+    checker = Checker.from_suites(ref, SETTINGS)
+    assert checker.dossier.source and checker.rating.source  # the generated functions are in use
+    stats = {"ok": 0, "data_rule": 0, "contract": 0}
+    for kind, raw in corpus:
+        for when in (now, now.astimezone(timezone.utc)):
+            v = check(checker, kind, raw, when)
+            _assert_same_verdict(v, _reference_verdict(checker, kind, raw, when), raw)
+        stats["ok" if v.ok else "contract" if v.event is None else "data_rule"] += 1
+    # the corpus exercises every outcome, in numbers
+    assert min(stats.values()) > 200, stats
+    assert sum(1 for _, raw in corpus if raw and b'"1.3"' in raw) > 20
+
+
+def test_fast_path_agrees_on_the_hand_made_corpus():
+    checker = Checker.from_suites(REFERENCE, SETTINGS)
+    for kind, raw in _corpus(seed=5, n=400) + [broken(rule) for rule in BREAKERS]:
+        _assert_same_verdict(check(checker, kind, raw), _reference_verdict(checker, kind, raw, NOW), raw)
+
+
+class _Str(str):
+    pass
+
+
+_ODD_VALUES = [None, float("nan"), float("inf"), -float("inf"), True, False, 0, 1, 2, 3, 5, 10, -1, 1.0, 3.0, 2.5,
+               "", "x", "27001", "000.00.01.H27", "1.001", "1.001|HT", "bad code!", "abc\n", "evt-20261101-000001\n",
+               _Str("27001"), b"27001", [1], {"a": 1}, (1,), 10**30, -(10**30), 299.9, 300.0, 300.0000001,
+               NOW, NOW.replace(tzinfo=None), NOW.astimezone(timezone.utc), NOW + timedelta(days=1),
+               NOW - timedelta(days=100), NOW.isoformat(), Decimal("1"), Decimal("NaN")]
+
+
+def _odd_rows(base: dict, rnd, n: int):
+    cols = list(base)
+    for _ in range(n):
+        row = dict(base)
+        for _ in range(rnd.choice([1, 1, 2, 3, 6])):
+            col = rnd.choice(cols)
+            if rnd.random() < 0.1:
+                row.pop(col, None)
+            else:
+                row[col] = rnd.choice(_ODD_VALUES)
+        yield row
+
+
+def _outcome(fn, row):
+    try:
+        return "returned", fn(row)
+    except Exception as e:
+        return "raised", type(e)
+
+
+def test_generated_suite_function_never_passes_what_the_closures_fail(checker):
+    """Odd values where the rows' columns are: the fast function may decline (the closures then
+    decide) but never pass a row with a failure, and failures() is always the closures' list."""
+    rnd = random.Random(13)
+    for kind, d, suite in (("dossier", DOSSIER, checker.dossier), ("rating", RATING, checker.rating)):
+        base = check(checker, kind, encode(d)).row
+        for row in _odd_rows(base, rnd, 3000):
+            expected = _outcome(suite.interpret, row)  # (an odd value may also make a closure raise)
+            assert _outcome(suite.failures, row) == expected, row
+            passed = _outcome(suite.passes, row)
+            assert passed != ("returned", True) or expected == ("returned", []), (row, expected)
+        # not a plain dict: the .get() path
+        from collections import OrderedDict, defaultdict
+        assert suite.failures(OrderedDict(base)) == [] and suite.failures(defaultdict(lambda: 1, base)) == []
+        assert suite.failures({}) == suite.interpret({})
+
+
+def test_generated_function_covers_every_supported_shape():
+    """Kwargs the shipped suites do not use yet (other ignore_row_if modes, strict bounds, a
+    min only, pandas-string and IN row conditions, a value set holding 0/1) compile to the same
+    verdicts too."""
+    def exp(etype, rule, **kwargs):
+        return {"type": etype, "kwargs": kwargs, "meta": {"rule": rule}}
+    suite = {"name": "shapes", "expectations": [
+        exp("expect_column_pair_values_a_to_be_greater_than_b", "s.both", column_A="a", column_B="b",
+            ignore_row_if="both_values_are_missing"),
+        exp("expect_column_pair_values_a_to_be_greater_than_b", "s.neither", column_A="b", column_B="c",
+            or_equal=True, ignore_row_if="neither"),
+        exp("expect_column_values_to_be_between", "s.strict", column="n", min_value=0, max_value=10,
+            strict_min=True, strict_max=True),
+        exp("expect_column_values_to_be_between", "s.min_only", column="m", min_value=-1.5),
+        exp("expect_column_values_to_be_in_set", "s.flags", column="f", value_set=[0, 1, "x"],
+            row_condition='k in ["on", "yes"]', condition_parser="pandas"),
+        exp("expect_column_values_to_be_in_set", "s.many", column="k", value_set=["on", "yes", "off"]),
+        exp("expect_column_values_to_match_regex", "s.code", column="k", regex="^o"),
+        exp("expect_column_values_to_not_be_null", "s.b", column="b",
+            row_condition={"type": "comparison", "column": {"name": "n"}, "operator": ">=", "parameter": 5}),
+    ]}
+    good = suite_io.load_suite("ratings", REFERENCE, SETTINGS)
+    compiled = Checker(suite, good).dossier
+    base = {"a": 2, "b": 1, "c": 1, "n": 5, "m": 0, "f": 1, "k": "on"}
+    assert compiled.passes(base) and compiled.interpret(base) == []
+    rnd = random.Random(17)
+    values = [None, float("nan"), True, False, 0, 1, 2, 5, 10, 11, -2, -1.5, 1.5, "x", "on", "yes", "off", "o\n", [1]]
+    for _ in range(4000):
+        row = dict(base)
+        for _ in range(rnd.choice([1, 2, 3])):
+            row[rnd.choice(list(base))] = rnd.choice(values)
+        expected = _outcome(compiled.interpret, row)
+        assert _outcome(compiled.failures, row) == expected, row
+        assert _outcome(compiled.passes, row) != ("returned", True) or expected == ("returned", []), row
