@@ -31,6 +31,7 @@ OVERRIDES_FILE = Path(__file__).resolve().parent / "calendar_overrides.yaml"
 VIETNAM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DEFAULT_SESSIONS: tuple[tuple[time, time], ...] = ((time(7, 30), time(11, 30)), (time(13, 30), time(17, 0)))
 DEFAULT_YEARS = range(2015, 2041)  # span of the precomputed tables; dates outside still work, slower
+POINTS_MEMO = 32_768  # instants whose local day and working seconds are remembered (working_days_between)
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,12 @@ class WorkingCalendar:
         for o in range(self._t0, self._t1):
             prefix.append(prefix[-1] + self._is_working(date.fromordinal(o)))
         self._prefix = prefix
+        # is-working flag per day of the table (ordinal - t0), for the hot path
+        self._working_flags = bytes(prefix[i + 1] - prefix[i] for i in range(len(prefix) - 1))
         self._sess_secs = [(_secs(s), _secs(e)) for s, e in self.sessions]
         self._sess_ends = [e for _, e in self._sess_secs]
+        self._points: dict[datetime, tuple[int, float, float, bool]] = {}
+        self._old_points: dict[datetime, tuple[int, float, float, bool]] = {}
 
     # --- days ---------------------------------------------------------------------------
     def _is_working(self, d: date) -> bool:
@@ -135,20 +140,55 @@ class WorkingCalendar:
             total += min(s, b) - a
         return total
 
+    def _point(self, t: datetime) -> tuple[int, float, float, bool]:
+        """(day ordinal, second of day, working seconds of the day before it, working day?) of
+        ``t`` in the calendar's time zone. Remembered per instant (bounded), as the stream
+        judges a dossier's dates again on each of its events; not for ``fold=1`` datetimes
+        (equal to their fold=0 twin in the same zone, another instant)."""
+        p = None if t.fold else (self._points.get(t) or self._old_points.get(t))
+        if p is None:
+            lt = self._local(t)
+            o = lt.toordinal()
+            s = lt.hour * 3600 + lt.minute * 60 + lt.second + lt.microsecond / 1e6   # _secs
+            i = o - self._t0
+            working = (self._working_flags[i] == 1 if 0 <= i < len(self._working_flags)
+                       else self._is_working(date.fromordinal(o)))
+            before = 0.0
+            if working:  # _secs_into_day(day, s)
+                for a, b in self._sess_secs:
+                    if s <= a:
+                        break
+                    before += min(s, b) - a
+            p = (o, s, before, working)
+            if t.fold:
+                return p
+        if len(self._points) >= POINTS_MEMO // 2 and t not in self._points:
+            self._old_points, self._points = self._points, {}
+        self._points[t] = p
+        return p
+
     def working_days_between(self, a: datetime, b: datetime) -> float:
         """Working days (fractional) from ``a`` to ``b``; negative when ``b`` is before ``a``."""
-        la, lb = self._local(a), self._local(b)
-        if lb < la:
+        # The stream's hot path: both ends from the memo of points, days by ordinal in the
+        # prefix table. Same arithmetic, in the same order, as _secs_into_day and
+        # working_days_in on the local dates, so the results are bit for bit the same.
+        points = self._points
+        pa = points.get(a)
+        if pa is None or a.fold:
+            pa = self._point(a)
+        pb = points.get(b)
+        if pb is None or b.fold:
+            pb = self._point(b)
+        oa, sa, ia, wa = pa
+        ob, sb, ib, _ = pb
+        if ob < oa or (ob == oa and sb < sa):   # local b < local a
             return -self.working_days_between(b, a)
-        da, db = la.date(), lb.date()
-        sa = _secs(la.timetz())
-        sb = _secs(lb.timetz())
-        if da == db:
-            secs = self._secs_into_day(db, sb) - self._secs_into_day(da, sa)
+        if oa == ob:
+            secs = ib - ia
         else:
-            whole = self.working_days_in(da + timedelta(days=1), db - timedelta(days=1))
-            secs = ((self.day_seconds if self.is_working_day(da) else 0.0) - self._secs_into_day(da, sa)
-                    + whole * self.day_seconds + self._secs_into_day(db, sb))
+            # whole working days in [day a + 1, day b - 1]
+            whole = 0 if ob - 1 < oa + 1 else self._working_days_before(ob) - self._working_days_before(oa + 1)
+            secs = (self.day_seconds if wa else 0.0) - ia + whole * self.day_seconds + ib
         return secs / self.day_seconds
 
     def add_working_days(self, start: datetime, days: float) -> datetime:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Sequence
+from operator import itemgetter
+from typing import Any, Callable, Iterable, Sequence
 
 NEW, RECEIVED, NOT_ACCEPTED, IN_PROGRESS, SUPPLEMENT, FINANCIAL, WITHDRAWN, STOPPED, FINISHED, RETURNED = range(1, 11)
 
@@ -137,13 +138,6 @@ class DossierFacts:
         return self.status == SUPPLEMENT
 
 
-def _first(values):
-    for v in values:
-        if v is not None:
-            return v
-    return None
-
-
 def dedupe_sorted(events: Iterable[EventFacts]) -> list[EventFacts]:
     """Distinct events (first copy of an event_id wins), in (event_time, event_id) order."""
     seen: dict[str, EventFacts] = {}
@@ -152,25 +146,58 @@ def dedupe_sorted(events: Iterable[EventFacts]) -> list[EventFacts]:
     return sorted(seen.values(), key=lambda e: (e.event_time, e.event_id))
 
 
-def _rounds(applied: Sequence[EventFacts]) -> tuple[Round, ...]:
+# --------------------------------------------------------------------------- the fold
+#
+# The fold runs on EVENT ROWS: one sequence per event, in the layout of the stream's
+# compact events (streams/core.py keeps them in its state table), so the stream folds its
+# stored lists directly, without building an EventFacts per event on every new event of a
+# dossier. ``fold`` turns EventFacts into rows; there is one implementation of the rules.
+# Times in a row are any totally ordered keys (datetimes here, epoch milliseconds in the
+# stream) and ``when`` turns a key into the datetime of the facts; it must be strictly
+# increasing (so ordering and equality of keys are those of the instants).
+
+(ROW_ID, ROW_TIME, ROW_STATUS, ROW_UNIT, ROW_PROCEDURE, ROW_FIELD, ROW_CHANNEL, ROW_SUBMITTED, ROW_RECEIVED,
+ ROW_PROMISED, ROW_FINISHED, ROW_RETURNED, ROW_REFUSED, ROW_SUPPLEMENTS, ROW_FLAGS, ROW_PAID) = range(16)
+"""Event row layout. ROW_SUPPLEMENTS: sequence of (requested, resumed, old promised, new
+promised) time keys (or None); ROW_FLAGS: bits below."""
+FLAG_DIGITISED, FLAG_ERESULT, FLAG_VNEID = 1, 2, 4
+
+_NO_NEXT: frozenset[int] = frozenset()
+_by_time_then_id = itemgetter(ROW_TIME, ROW_ID)
+
+
+def event_row(e: EventFacts) -> tuple:
+    """An EventFacts as an event row (times stay datetimes)."""
+    return (e.event_id, e.event_time, e.status, e.unit_code, e.procedure_code, e.procedure_field, e.channel,
+            e.submitted_at, e.received_at, e.promised_at, e.finished_at, e.returned_at, e.refused_at,
+            [(r.requested_at, r.resumed_at, r.old_promised_at, r.new_promised_at) for r in e.supplements],
+            (FLAG_DIGITISED if e.digitised else 0) | (FLAG_ERESULT if e.electronic_result else 0)
+            | (FLAG_VNEID if e.vneid else 0),
+            e.paid_online)
+
+
+def _rounds(applied: Sequence[Sequence], when) -> tuple[Round, ...]:
     # Rounds as listed by the system (union over events, by requested_at, fields merged
     # first-non-null in event-time order) ...
-    listed: dict[datetime, list] = {}
+    listed: dict = {}
     for e in applied:
-        for r in e.supplements:
-            cur = listed.setdefault(r.requested_at, [r.requested_at, None, None, None])
-            for i, v in enumerate((r.resumed_at, r.old_promised_at, r.new_promised_at), start=1):
-                if cur[i] is None and v is not None:
-                    cur[i] = v
+        for r in e[ROW_SUPPLEMENTS]:
+            cur = listed.get(r[0])
+            if cur is None:
+                cur = listed[r[0]] = [r[0], None, None, None]
+            for i in (1, 2, 3):
+                if cur[i] is None and r[i] is not None:
+                    cur[i] = r[i]
     # ... and rounds seen as status transitions into 5 (requested) and out of it (resumed).
     derived: list[list] = []
     prev = None
     for e in applied:
-        if e.status == SUPPLEMENT and prev != SUPPLEMENT:
-            derived.append([e.event_time, None, None, None])
-        elif prev == SUPPLEMENT and e.status != SUPPLEMENT and derived and derived[-1][1] is None:
-            derived[-1][1] = e.event_time
-        prev = e.status
+        st = e[ROW_STATUS]
+        if st == SUPPLEMENT and prev != SUPPLEMENT:
+            derived.append([e[ROW_TIME], None, None, None])
+        elif prev == SUPPLEMENT and st != SUPPLEMENT and derived and derived[-1][1] is None:
+            derived[-1][1] = e[ROW_TIME]
+        prev = st
     if not listed:
         rounds = derived
     else:
@@ -183,57 +210,103 @@ def _rounds(applied: Sequence[EventFacts]) -> tuple[Round, ...]:
                     if d[1] is not None and d[1] > r[0] and d[0] <= d[1]:
                         r[1] = d[1]
                         break
-    return tuple(Round(*r) for r in rounds)
+    if when is None:
+        return tuple(Round(*r) for r in rounds)
+    return tuple(Round(*[None if v is None else when(v) for v in r]) for r in rounds)
 
 
 def fold(dossier_code: str, events: Iterable[EventFacts]) -> DossierFacts | None:
     """Fold a dossier's events (any order, duplicates allowed) into its facts; None if no event."""
-    ordered = dedupe_sorted(events)
-    if not ordered:
+    return fold_rows(dossier_code, [event_row(e) for e in events])
+
+
+def fold_rows(dossier_code: str, rows: Iterable[Sequence], when: Callable[[Any], datetime] | None = None
+              ) -> DossierFacts | None:
+    """``fold`` over event rows (layout ROW_*); ``when(key)`` -> datetime for the rows' time keys
+    (None: they are datetimes already). Duplicates by event id: the first copy wins."""
+    seen: dict = {}
+    for r in rows:
+        if r[ROW_ID] not in seen:
+            seen[r[ROW_ID]] = r
+    if not seen:
         return None
+    ordered = sorted(seen.values(), key=_by_time_then_id)
+    # One pass over the events. Among the APPLIED events, in event-time order: dates are the
+    # first non-None (promised: the last one too), unit / procedure / field the last
+    # non-empty, channel the last, flags any(), paid_online max() (its first maximum);
+    # a status's time is its first event's.
+    legal_next = LEGAL_NEXT
     status: int | None = None
-    applied: list[EventFacts] = []
+    allowed = legal_next[None]
+    applied: list = []
     illegal: list[str] = []
+    status_times: dict = {}
+    unit_code = procedure_code = procedure_field = ""
+    submitted_at = received_at = first_promised_at = promised_at = None
+    finished_at = returned_at = refused_at = None
+    flags = 0
+    paid_online = None
+    with_rounds = False   # a listed round or a status 5: else no round, whatever the rest
     for e in ordered:
-        if not is_legal_transition(status, e.status):
-            illegal.append(e.event_id)
+        (eid, t, st, unit, proc, fld, _channel, sub, rec, prom, fin, ret, ref, _supplements, fl, paid
+         ) = e if len(e) == 16 else e[:16]
+        if int(st) not in allowed:  # is_legal_transition(status, st)
+            illegal.append(eid)
             if status in CLOSED:
                 continue  # a closed dossier does not reopen: ignore the event's status and dates
-        status = e.status
+        if st != status:
+            allowed = legal_next.get(int(st), _NO_NEXT)
+        status = st
         applied.append(e)
-    if not applied:  # cannot happen (the first event is always applied) but keep the type honest
-        applied = ordered[:1]
-        status = applied[0].status
-    rev = applied[::-1]
-    status_times: dict[int, datetime] = {}
-    for e in applied:
-        status_times.setdefault(e.status, e.event_time)
-    first_status_time = status_times.get
+        if st not in status_times:
+            status_times[st] = t
+        if unit:
+            unit_code = unit
+        if proc:
+            procedure_code = proc
+        if fld:
+            procedure_field = fld
+        if submitted_at is None:
+            submitted_at = sub
+        if received_at is None:
+            received_at = rec
+        if prom is not None:
+            if first_promised_at is None:
+                first_promised_at = prom
+            promised_at = prom
+        if finished_at is None:
+            finished_at = fin
+        if returned_at is None:
+            returned_at = ret
+        if refused_at is None:
+            refused_at = ref
+        flags |= fl
+        if paid_online is None or paid > paid_online:
+            paid_online = paid
+        if _supplements or st == SUPPLEMENT:
+            with_rounds = True
+    # ``applied`` is never empty: the first event is always applied (no status yet is not closed)
+    if finished_at is None:
+        finished_at = status_times.get(FINISHED)
+    if returned_at is None:
+        returned_at = status_times.get(RETURNED)
+    if refused_at is None:
+        refused_at = status_times.get(NOT_ACCEPTED)
+    stopped_at = status_times.get(STOPPED)
+    withdrawn_at = status_times.get(WITHDRAWN)
+    first_time, last_time = ordered[0][ROW_TIME], ordered[-1][ROW_TIME]
+    if when is not None:
+        submitted_at, received_at, first_promised_at, promised_at, finished_at, returned_at, refused_at, \
+            stopped_at, withdrawn_at = [
+                None if v is None else when(v) for v in (
+                    submitted_at, received_at, first_promised_at, promised_at, finished_at, returned_at,
+                    refused_at, stopped_at, withdrawn_at)]
+        first_time = None if first_time is None else when(first_time)
+        last_time = None if last_time is None else when(last_time)
 
-    return DossierFacts(
-        dossier_code=dossier_code,
-        status=int(status),
-        unit_code=_first(e.unit_code or None for e in rev) or "",
-        procedure_code=_first(e.procedure_code or None for e in rev) or "",
-        procedure_field=_first(e.procedure_field or None for e in rev) or "",
-        channel=rev[0].channel,
-        submitted_at=_first(e.submitted_at for e in applied),
-        received_at=_first(e.received_at for e in applied),
-        first_promised_at=_first(e.promised_at for e in applied),
-        promised_at=_first(e.promised_at for e in rev),
-        finished_at=_first(e.finished_at for e in applied) or first_status_time(FINISHED),
-        returned_at=_first(e.returned_at for e in applied) or first_status_time(RETURNED),
-        refused_at=_first(e.refused_at for e in applied) or first_status_time(NOT_ACCEPTED),
-        stopped_at=first_status_time(STOPPED),
-        withdrawn_at=first_status_time(WITHDRAWN),
-        rounds=_rounds(applied),
-        digitised=any(e.digitised for e in applied),
-        electronic_result=any(e.electronic_result for e in applied),
-        paid_online=max(e.paid_online for e in applied),
-        vneid=any(e.vneid for e in applied),
-        first_event_time=ordered[0].event_time,
-        last_event_time=ordered[-1].event_time,
-        event_count=len(ordered),
-        illegal_transitions=len(illegal),
-        illegal_event_ids=tuple(illegal),
-    )
+    return DossierFacts(  # positional: a third cheaper than keywords (one per state of the stream)
+        dossier_code, int(status), unit_code, procedure_code, procedure_field, applied[-1][ROW_CHANNEL],
+        submitted_at, received_at, first_promised_at, promised_at, finished_at, returned_at, refused_at,
+        stopped_at, withdrawn_at, _rounds(applied, when) if with_rounds else (),
+        bool(flags & FLAG_DIGITISED), bool(flags & FLAG_ERESULT), paid_online, bool(flags & FLAG_VNEID),
+        first_time, last_time, len(ordered), len(illegal), tuple(illegal))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
@@ -129,3 +129,77 @@ def test_overrides_file_and_configurable_sessions():
     # outside the precomputed span the calendar still answers (by walking)
     assert custom.is_working_day(date(2027, 1, 4))
     assert custom.working_days_in(date(2027, 1, 4), date(2027, 1, 8)) == 5
+
+
+# --------------------------------------------------------------------------- working_days_between, exactly
+# ``reference_working_days_between`` is the method as first written (dates, no memo); the hot
+# path (points remembered per instant, days by ordinal) must return the very same floats.
+
+def _secs_of(t) -> float:
+    return t.hour * 3600 + t.minute * 60 + t.second + t.microsecond / 1e6
+
+
+def reference_working_days_between(cal: WorkingCalendar, a: datetime, b: datetime) -> float:
+    la, lb = cal._local(a), cal._local(b)
+    if lb < la:
+        return -reference_working_days_between(cal, b, a)
+    da, db = la.date(), lb.date()
+    sa, sb = _secs_of(la.timetz()), _secs_of(lb.timetz())
+    if da == db:
+        secs = cal._secs_into_day(db, sb) - cal._secs_into_day(da, sa)
+    else:
+        whole = cal.working_days_in(da + timedelta(days=1), db - timedelta(days=1))
+        secs = ((cal.day_seconds if cal.is_working_day(da) else 0.0) - cal._secs_into_day(da, sa)
+                + whole * cal.day_seconds + cal._secs_into_day(db, sb))
+    return secs / cal.day_seconds
+
+
+def _random_instants(rnd: random.Random, start: datetime, days: int, n: int) -> list[datetime]:
+    out = []
+    for _ in range(n):
+        t = start + timedelta(seconds=rnd.randrange(days * 86400),
+                              microseconds=rnd.choice((0, 0, rnd.randrange(10**6))))
+        if rnd.random() < 0.1:   # session edges, lunch, midnight
+            t = t.replace(hour=rnd.choice((0, 7, 11, 13, 17, 23)), minute=rnd.choice((0, 30, 59)), second=0,
+                          microsecond=0)
+        out.append(t.astimezone(rnd.choice((VIETNAM_TZ, timezone.utc, timezone(timedelta(hours=7)))))
+                   if rnd.random() < 0.5 else t)
+    return out
+
+
+def test_working_days_between_is_bit_for_bit_the_reference(cal):
+    rnd = random.Random(41)
+    points = _random_instants(rnd, at(2024, 12, 20), 500, 1500)
+    for _ in range(20000):
+        a, b = rnd.choice(points), rnd.choice(points)
+        if rnd.random() < 0.3:   # same day, often
+            b = a + timedelta(minutes=rnd.randrange(-600, 600))
+        assert cal.working_days_between(a, b) == reference_working_days_between(cal, a, b), (a, b)
+
+
+def test_working_days_between_outside_the_table_and_with_a_tiny_memo(monkeypatch):
+    import rules.calendar as calmod
+    monkeypatch.setattr(calmod, "POINTS_MEMO", 8)   # the memo turns over all the time
+    small = build_calendar(years=range(2026, 2027))
+    rnd = random.Random(5)
+    points = _random_instants(rnd, at(2025, 10, 1), 500, 400)   # 2025 and 2027: walked, not tabled
+    for _ in range(5000):
+        a, b = rnd.choice(points), rnd.choice(points)
+        assert small.working_days_between(a, b) == reference_working_days_between(small, a, b), (a, b)
+    assert len(small._points) <= 4 and len(small._old_points) <= 4
+
+
+def test_working_days_between_with_fold_twins():
+    """Two datetimes of a zone with summer time at the same wall time of its autumn fold
+    (fold=0, fold=1) are equal and hash alike but are an hour apart: the memo of points
+    must not answer one with the other's."""
+    from zoneinfo import ZoneInfo
+    paris = ZoneInfo("Europe/Paris")
+    cal = WorkingCalendar({}, set(), weekend=frozenset(), years=range(2026, 2027))   # Vietnam's time
+    first = datetime(2026, 10, 25, 2, 30, tzinfo=paris)           # 00:30 UTC, 07:30 in Vietnam
+    second = datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=paris)  # 01:30 UTC, 08:30 in Vietnam
+    assert first == second and hash(first) == hash(second)
+    start = at(2026, 10, 23, 9)
+    for a, b in ((start, first), (start, second), (first, second), (second, first), (second, start)):
+        assert cal.working_days_between(a, b) == reference_working_days_between(cal, a, b), (a, b)
+    assert cal.working_days_between(first, second) == pytest.approx(1 / 7.5)
