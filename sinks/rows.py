@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from operator import attrgetter, itemgetter
 from typing import Any
 
 DOSSIER_EVENT_COLUMNS = [
@@ -78,27 +79,66 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# The row builders run once per event on the stream's event loop, so they stay flat: the
+# fields come in one C call (itemgetter over the model's __dict__; attrgetter for objects
+# without one) and only the values that need it are converted.
+_EVENT_FIELDS = DOSSIER_EVENT_COLUMNS[:-3]            # the contract fields, in column order
+_EV_ITEMS, _EV_ATTRS = itemgetter(*_EVENT_FIELDS), attrgetter(*_EVENT_FIELDS)
+_EV_INGEST, _EV_CHANNEL, _EV_STATUS, _EV_SUPPLEMENTS, _EV_PAID = (_EVENT_FIELDS.index(c) for c in (
+    "ingest_time", "channel", "status", "supplements", "paid_online"))
+_EV_BOOLS = [_EVENT_FIELDS.index(c) for c in (
+    "has_digitised_components", "electronic_result", "vneid_authenticated")]
+
+_RATING_FIELDS = RATING_COLUMNS[:-3]
+_RT_ITEMS, _RT_ATTRS = itemgetter(*_RATING_FIELDS), attrgetter(*_RATING_FIELDS)
+_RT_INGEST, _RT_LEVEL, _RT_SCALE, _RT_CRITERIA = (_RATING_FIELDS.index(c) for c in (
+    "ingest_time", "level", "scale", "criteria"))
+
+_MODELS: set[type] = set()     # pydantic model classes seen: their bool/Literal fields are validated
+
+
+def _validated(cls) -> bool:
+    if cls in _MODELS:
+        return True
+    if getattr(cls, "__pydantic_fields__", None) is not None:
+        _MODELS.add(cls)
+        return True
+    return False
+
+
 def dossier_event_row(ev, topic: str = "", partition: int = -1, offset: int = -1) -> list[Any]:
     """A ``schemas.contracts.DossierEvent`` as a ``dossier_events`` row."""
-    return [
-        ev.event_id, ev.event_time, ev.ingest_time or ev.event_time, ev.source_system, ev.contract_version,
-        ev.dossier_code, ev.procedure_code, ev.procedure_field, ev.unit_code, int(ev.channel), int(ev.status),
-        ev.handler, ev.owner_type, ev.submitted_at, ev.received_at, ev.promised_at, ev.finished_at,
-        ev.returned_at, ev.refused_at,
-        [(s.requested_at, s.resumed_at, s.old_promised_at, s.new_promised_at) for s in ev.supplements],
-        bool(ev.has_digitised_components), bool(ev.electronic_result), int(ev.paid_online),
-        bool(ev.vneid_authenticated), topic, partition, offset,
-    ]
+    try:
+        row = [*_EV_ITEMS(ev.__dict__), topic, partition, offset]
+    except (AttributeError, KeyError):
+        row = [*_EV_ATTRS(ev), topic, partition, offset]
+    if row[_EV_INGEST] is None:
+        row[_EV_INGEST] = row[1]                      # ingest_time or event_time
+    row[_EV_CHANNEL] = int(row[_EV_CHANNEL])
+    row[_EV_STATUS] = int(row[_EV_STATUS])
+    supplements = row[_EV_SUPPLEMENTS]
+    row[_EV_SUPPLEMENTS] = [(s.requested_at, s.resumed_at, s.old_promised_at, s.new_promised_at)
+                            for s in supplements] if supplements else []
+    if not _validated(ev.__class__):
+        for i in _EV_BOOLS:
+            row[i] = bool(row[i])
+        row[_EV_PAID] = int(row[_EV_PAID])
+    return row
 
 
 def rating_row(r, topic: str = "", partition: int = -1, offset: int = -1) -> list[Any]:
     """A ``schemas.contracts.KioskRating`` as a ``ratings`` row."""
-    return [
-        r.rating_id, r.event_time, r.ingest_time or r.event_time, r.source_system, r.contract_version,
-        r.kiosk_id, r.unit_code, r.counter_id, r.officer_id, r.dossier_code, r.procedure_code,
-        int(r.level), int(r.scale), {str(k): int(v) for k, v in r.criteria.items()}, r.comment,
-        topic, partition, offset,
-    ]
+    try:
+        row = [*_RT_ITEMS(r.__dict__), topic, partition, offset]
+    except (AttributeError, KeyError):
+        row = [*_RT_ATTRS(r), topic, partition, offset]
+    if row[_RT_INGEST] is None:
+        row[_RT_INGEST] = row[1]
+    row[_RT_LEVEL] = int(row[_RT_LEVEL])
+    row[_RT_SCALE] = int(row[_RT_SCALE])
+    criteria = row[_RT_CRITERIA]
+    row[_RT_CRITERIA] = {str(k): int(v) for k, v in criteria.items()} if criteria else {}
+    return row
 
 
 def dead_letter_row(*, topic: str, partition: int, offset: int, raw: bytes, rules, reasons,

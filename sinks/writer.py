@@ -34,10 +34,24 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import partial
+from itertools import chain, repeat
+from operator import attrgetter, is_, itemgetter, sub
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from clickhouse_connect.datatypes.registry import get_from_name
+from clickhouse_connect.driver.binding import quote_identifier
+from clickhouse_connect.driver.common import write_leb128
+from clickhouse_connect.driver.compression import get_compressor
 from clickhouse_connect.driver.exceptions import (DatabaseError, DataError, NotSupportedError, OperationalError,
                                                   ProgrammingError)
+
+try:  # bulk datetime -> ticks in C++ (pyarrow is a dependency of the project; optional here)
+    import numpy as _np
+    import pyarrow as _pa
+except ImportError:  # pragma: no cover - pyarrow is in pyproject
+    _np = _pa = None
 
 log = logging.getLogger("motcua.sinks.writer")
 
@@ -61,6 +75,9 @@ TRANSIENT_CODES = {
 _CODE_RE = re.compile(r"Code: (\d+)")
 
 
+_SEQ_TYPES = {list, tuple}
+
+
 class SinkError(RuntimeError):
     """A batch cannot be written (not a transient outage); rows remain in the sink."""
 
@@ -80,6 +97,179 @@ def is_transient(exc: BaseException) -> bool:
             return True  # no ClickHouse code: proxy / endpoint / HTTP-level failure
         return int(m.group(1)) in TRANSIENT_CODES
     return False
+
+
+# ------------------------------------------------------------------ batch encoding
+#
+# The sink's CPU per row is spent here, on the thread that competes with the event loop
+# for the GIL. clickhouse-connect's insert() serialises Python values one at a time in
+# Python, and two column kinds dominated that for our tables: DateTime64 (per value
+# ``datetime.timestamp()`` and arithmetic, ~0.6 us; 5-9 per row) and LowCardinality strings
+# (a Python dict loop per value to build the dictionary). So ``_BatchEncoder`` writes the
+# Native block itself, column by column, while each column's values are still in the CPU
+# cache: it gathers the column (C), converts a datetime column in bulk (pyarrow, C++)
+# straight into its Native bytes (null map + ticks), sends LowCardinality(String) as plain
+# String (the server converts it: input_format_native_allow_types_conversion) and writes
+# every other column with clickhouse-connect's own writer for its type. A datetime column
+# the fast path does not recognise (ints, strings, pandas timestamps, naive datetimes
+# unless the process runs in UTC, mixed types) also goes to clickhouse-connect's writer
+# unchanged, so what is accepted and what is stored are exactly as before.
+
+_NoneType = type(None)
+_TZINFO = attrgetter("tzinfo")
+_ONE_US = timedelta(microseconds=1)
+_CONVERT_CHUNK = 8192               # values per pyarrow call: bounds how long the GIL is held
+_NATIVE_CONVERSION_SINCE = "23.8"   # input_format_native_allow_types_conversion: 23.4+, on by default
+
+
+def _local_time_is_utc() -> bool:
+    """clickhouse-connect reads a naive datetime as local time, pyarrow as UTC: the same then."""
+    return time.timezone == 0 and time.altzone == 0
+
+
+def _arrow_values(arr, nullable: bool):
+    """(int64 values, uint8 null map or None) of a pyarrow array of a 64-bit type, read
+    straight from its buffers (pyarrow compute kernels cost more than the conversion here)."""
+    n = len(arr)
+    validity, data = arr.buffers()
+    values = _np.frombuffer(data, dtype=_np.int64, count=n, offset=arr.offset * 8)
+    if validity is None or not arr.null_count:
+        return values, (_np.zeros(n, _np.uint8) if nullable else None)
+    if not nullable:
+        raise ValueError("None in a non-Nullable column")
+    bits = _np.unpackbits(_np.frombuffer(validity, _np.uint8), count=arr.offset + n, bitorder="little")
+    return values, bits[arr.offset:] ^ 1                  # arrow: 1 bit per row, 1 = valid
+
+
+def _ticks_converter(t):
+    """For the ClickHouse type ``t`` (DateTime or DateTime64(scale), maybe Nullable): a
+    function from a column of values to its Native bytes, or None if the column is not
+    all aware datetimes (or None). The ticks are those clickhouse-connect writes,
+    floor(timestamp * 10**scale)."""
+    scale = getattr(t, "scale", 0) if t.base_type == "DateTime64" else 0
+    unit_scale = min(9, -(-scale // 3) * 3)            # 0, 3, 6 or 9: an arrow unit at least as fine
+    arrow_type = _pa.timestamp({0: "s", 3: "ms", 6: "us", 9: "ns"}[unit_scale], tz="UTC")
+    div = 10 ** (unit_scale - scale)
+    duration_us = _pa.duration("us")
+    uint32 = t.base_type == "DateTime"
+    nullable = t.nullable
+    epochs: dict[timezone, datetime] = {}
+
+    def any_tz(col):
+        # aware datetimes -> UTC ticks in the arrow unit (floor): one utcoffset() call per value
+        values, nulls = _arrow_values(_pa.array(col, type=arrow_type), nullable)
+        return (values // div if div != 1 else values), nulls
+
+    def one_fixed_tz(col, tz):
+        # all in one datetime.timezone object: x - epoch(tz) is wall-clock arithmetic in C
+        # (same tzinfo object: no utcoffset() call), then one offset for the whole column
+        epoch = epochs.get(tz) or epochs.setdefault(tz, datetime(1970, 1, 1, tzinfo=tz))
+        try:
+            deltas = list(map(sub, col, repeat(epoch)))
+        except TypeError:                                   # None among them
+            deltas = [None if x is None else x - epoch for x in col]
+        us, nulls = _arrow_values(_pa.array(deltas, type=duration_us), nullable)
+        us = us - (epoch.utcoffset() // _ONE_US)            # UTC microseconds since the epoch
+        if nulls is not None and nulls.any():
+            us[nulls.view(bool)] = 0                        # a NULL's slot: 0, as clickhouse-connect writes it
+        return (us // 10 ** (6 - scale) if scale <= 6 else us * 10 ** (scale - 6)), nulls
+
+    def convert(col: Sequence) -> bytes | None:
+        n_rows = len(col)
+        src, runs = col, None
+        if n_rows > 1 and col[0] is col[1] and col[0] is not None:
+            # runs of one object (updated_at: the "now" of each stream batch): convert each once
+            ids = _np.fromiter(map(id, col), dtype=_np.int64, count=n_rows)
+            starts = _np.flatnonzero(_np.concatenate(([True], ids[1:] != ids[:-1])))
+            if len(starts) * 4 <= n_rows:
+                src = [col[i] for i in starts.tolist()]
+                runs = _np.diff(_np.append(starts, n_rows))
+        kinds = set(map(type, src))
+        kinds.discard(_NoneType)
+        if kinds != {datetime}:
+            return None             # ints already, all None, str, pandas Timestamp, mixed: clickhouse-connect
+        tz = next(filter(None, src)).tzinfo
+        if tz.__class__ is timezone and all(map(is_, map(_TZINFO, filter(None, src)), repeat(tz))):
+            convert_part = partial(one_fixed_tz, tz=tz)
+        elif not _local_time_is_utc() and None in map(_TZINFO, filter(None, src)):
+            return None             # naive datetimes in local time: clickhouse-connect's rules
+        else:
+            convert_part = any_tz
+        try:
+            parts = [convert_part(src[i:i + _CONVERT_CHUNK]) for i in range(0, len(src), _CONVERT_CHUNK)]
+            values = parts[0][0] if len(parts) == 1 else _np.concatenate([v for v, _ in parts])
+            nulls = None if not nullable else parts[0][1] if len(parts) == 1 else _np.concatenate([n for _, n in parts])
+            if uint32:
+                if len(values) and (values.min() < 0 or values.max() > 0xFFFFFFFF):
+                    return None     # out of DateTime's range: clickhouse-connect reports it as before
+                values = values.astype("<u4")
+            else:
+                values = values.astype("<i8", copy=False)
+        except (_pa.ArrowException, TypeError, ValueError, OverflowError):
+            return None             # let clickhouse-connect report (or accept) it as before
+        if runs is not None:
+            values = _np.repeat(values, runs)
+            nulls = None if nulls is None else _np.repeat(nulls, runs)
+        return values.tobytes() if nulls is None else nulls.tobytes() + values.tobytes()
+    return convert
+
+
+def _array_writer(t, ctx):
+    """Array(T) column writer: clickhouse-connect's, with the offsets computed in C."""
+    element = t.element_type
+
+    def write(col) -> bytes:
+        out = bytearray()
+        t.write_column_prefix(out)
+        out += _np.cumsum(_np.fromiter(map(len, col), dtype=_np.uint64, count=len(col)), dtype="<u8").tobytes()
+        element.write_column_data(list(chain.from_iterable(col)), out, ctx)
+        return out
+    return write
+
+
+class _BatchEncoder:
+    """Writes batches of rows as one Native block for a table's insert columns.
+
+    ``ctx``: the clickhouse-connect InsertContext of the table (column types, formats,
+    server timezone), passed to its column writers as its own insert would."""
+
+    def __init__(self, ctx, *, lc_as_string: bool):
+        self.ctx = ctx
+        self.plan = []    # per column: (header bytes, writer type, converter to Native bytes or None)
+        for name, t in zip(ctx.column_names, ctx.column_types):
+            convert = None
+            if t.base_type in ("DateTime64", "DateTime") and not t.low_card and _pa is not None:
+                convert = _ticks_converter(t)
+            elif lc_as_string and t.low_card and t.base_type == "String":
+                t = get_from_name("Nullable(String)" if t.nullable else "String")
+            elif t.base_type == "Array" and t.element_type.base_type != "Array" and _np is not None:
+                convert = _array_writer(t, ctx)
+            header = bytearray()
+            for text in (name, t.insert_name):
+                enc = text.encode()
+                write_leb128(len(enc), header)
+                header += enc
+            self.plan.append((bytes(header), t, convert))
+
+    def block(self, rows: list, raw: dict[int, Sequence], prefix: bytes = b"") -> bytearray:
+        """``prefix`` and the rows as one Native block. ``raw``: column index -> the column's
+        values (filled in for the indexes it holds, e.g. for the deduplication token)."""
+        ctx = self.ctx
+        out = bytearray(prefix)
+        write_leb128(len(self.plan), out)
+        write_leb128(len(rows), out)
+        columns = zip(*rows)      # one C pass over the rows; a column is a tuple
+        for i, ((header, t, convert), col) in enumerate(zip(self.plan, columns)):
+            if i in raw:
+                raw[i] = col
+            out += header
+            data = None if convert is None else convert(col)
+            if data is not None:
+                out += data
+            else:
+                ctx.start_column(ctx.column_names[i])
+                t.write_column(col, out, ctx)
+        return out
 
 
 @dataclass
@@ -105,6 +295,12 @@ class ClickHouseSink:
     ``columns``: column order of the rows. Rows may be sequences in that order or mappings.
     ``key_columns``: columns identifying a row (dedup key); used for the insert
     deduplication token. ``None`` disables the token.
+    ``compression``: of the insert body; ``None``: the client's (``get_client``: lz4),
+    ``False``: none, or a codec name ("lz4", "zstd", ...).
+
+    Each batch is sent as one Native block written by ``_BatchEncoder`` (below): the rows'
+    values are stored exactly as clickhouse-connect's own ``insert()`` stores them, at a
+    fraction of the CPU.
     """
 
     def __init__(
@@ -121,6 +317,7 @@ class ClickHouseSink:
         retry_max_s: float = 5.0,
         max_permanent_retries: int = 3,
         insert_settings: Mapping[str, Any] | None = None,
+        compression: str | bool | None = None,
         name: str | None = None,
     ) -> None:
         if max_rows <= 0 or max_buffer_rows < max_rows:
@@ -136,11 +333,13 @@ class ClickHouseSink:
         self.retry_max_s = retry_max_s
         self.max_permanent_retries = max_permanent_retries
         self.insert_settings = dict(insert_settings or {})
+        self.compression = compression
         self.name = name or table
         self.stats = SinkStats()
 
         self._cv = threading.Condition()
-        self._buf: deque = deque()
+        self._buf: deque[list] = deque()   # chunks of rows, as handed over (no per-row work)
+        self._buf_rows = 0                 # rows in _buf
         self._inflight = 0
         self._seq_in = 0          # rows accepted so far
         self._seq_done = 0        # rows durably written so far (in order)
@@ -149,7 +348,10 @@ class ClickHouseSink:
         self._closing = False
         self._error: SinkError | None = None
         self._client = None
-        self._ctx = None
+        self._encoder: _BatchEncoder | None = None
+        self._insert_query = b""
+        self._compression: str | None = None
+        self._settings: dict[str, Any] = {}
         self._thread = threading.Thread(target=self._run, name=f"ch-sink-{self.name}", daemon=True)
         self._thread.start()
 
@@ -157,13 +359,13 @@ class ClickHouseSink:
     def write(self, rows: Iterable[Sequence[Any] | Mapping[str, Any]], *, wait: bool = False,
               timeout: float | None = None) -> int:
         """Buffer rows (blocking while the buffer is full); return a ticket for ``wait``."""
-        rows = [self._as_row(r) for r in rows]
+        rows = self._as_rows(rows)
         deadline = None if timeout is None else time.monotonic() + timeout
         i = 0
         with self._cv:
             while i < len(rows):
                 self._check_usable()
-                room = self.max_buffer_rows - len(self._buf) - self._inflight
+                room = self.max_buffer_rows - self._buf_rows - self._inflight
                 if room <= 0:
                     t0 = time.monotonic()
                     remaining = None if deadline is None else deadline - t0
@@ -225,10 +427,10 @@ class ClickHouseSink:
     # ----------------------------------------------------------------- async API
     async def write_async(self, rows: Iterable[Sequence[Any] | Mapping[str, Any]], *, wait: bool = False) -> int:
         """Like ``write``; never blocks the event loop (waits for room in a thread)."""
-        rows = [self._as_row(r) for r in rows]
+        rows = self._as_rows(rows)
         with self._cv:
             self._check_usable()
-            room = self.max_buffer_rows - len(self._buf) - self._inflight
+            room = self.max_buffer_rows - self._buf_rows - self._inflight
             n = self._append_locked(rows[:max(room, 0)]) if room > 0 else 0
             ticket = self._seq_in
         if n < len(rows):
@@ -256,6 +458,14 @@ class ClickHouseSink:
         self.close()
 
     # ----------------------------------------------------------------- internals
+    def _as_rows(self, rows) -> list:
+        """The rows as a new list of sequences in column order (the caller may reuse its list)."""
+        rows = list(rows)
+        # fast path, C loops only: every row a list/tuple of the right length
+        if rows and set(map(type, rows)) <= _SEQ_TYPES and set(map(len, rows)) == {len(self.columns)}:
+            return rows
+        return [self._as_row(r) for r in rows]
+
     def _as_row(self, r):
         if isinstance(r, Mapping):
             return [r.get(c) for c in self.columns]
@@ -274,10 +484,11 @@ class ClickHouseSink:
             return 0
         if self._oldest is None:
             self._oldest = time.monotonic()
-        self._buf.extend(rows)
+        self._buf.append(rows)
+        self._buf_rows += len(rows)
         self._seq_in += len(rows)
         self.stats.rows_accepted += len(rows)
-        if len(self._buf) >= self.max_rows:
+        if self._buf_rows >= self.max_rows:
             self._cv.notify_all()
         return len(rows)
 
@@ -285,7 +496,7 @@ class ClickHouseSink:
         """Wait for a batch to be due; return it (or None when closing and empty)."""
         with self._cv:
             while True:
-                n = len(self._buf)
+                n = self._buf_rows
                 if n == 0 and self._closing:
                     return None
                 if n:
@@ -293,14 +504,31 @@ class ClickHouseSink:
                     due = (n >= self.max_rows or age >= self.max_seconds or self._closing
                            or self._flush_target > self._seq_done)
                     if due:
-                        k = min(n, self.max_rows)
-                        batch = [self._buf.popleft() for _ in range(k)]
-                        self._inflight = k
-                        self._oldest = time.monotonic() if self._buf else None
+                        batch = self._take_locked(min(n, self.max_rows))
+                        self._inflight = len(batch)
+                        self._oldest = time.monotonic() if self._buf_rows else None
                         return batch
                     self._cv.wait(self.max_seconds - age)
                 else:
                     self._cv.wait(1.0)
+
+    def _take_locked(self, k: int) -> list:
+        """The first ``k`` buffered rows, in order, as one list."""
+        buf = self._buf
+        batch = buf.popleft()
+        if len(batch) > k:
+            buf.appendleft(batch[k:])
+            del batch[k:]
+        while len(batch) < k:
+            chunk = buf.popleft()
+            need = k - len(batch)
+            if len(chunk) > need:
+                buf.appendleft(chunk[need:])
+                batch += chunk[:need]
+            else:
+                batch += chunk
+        self._buf_rows -= k
+        return batch
 
     def _run(self):
         while True:
@@ -312,7 +540,8 @@ class ClickHouseSink:
             except SinkError as e:
                 with self._cv:
                     # keep the rows: put them back in front, in order; callers see the error
-                    self._buf.extendleft(reversed(batch))
+                    self._buf.appendleft(batch)
+                    self._buf_rows += len(batch)
                     self._inflight = 0
                     self._error = e
                     self._cv.notify_all()
@@ -324,51 +553,77 @@ class ClickHouseSink:
                 self.stats.batches += 1
                 self._cv.notify_all()
 
-    def _token(self, batch) -> str | None:
+    def _token(self, key_columns: dict[int, list], n_rows: int) -> str | None:
+        """Deterministic id of the batch (its key columns, in order): the same batch retried
+        gets the same token. Hashed column by column with C joins, no per-row Python."""
         if self.key_idx is None:
             return None
         h = hashlib.blake2b(digest_size=16)
         h.update(self.table.encode())
-        for row in batch:
-            for i in self.key_idx:
-                h.update(str(row[i]).encode("utf-8", "surrogatepass"))
-                h.update(b"\x1f")
+        for i in self.key_idx:
+            col = key_columns[i]
+            try:
+                text = "\x1f".join(col)                 # str keys: no per-value call
+            except TypeError:
+                text = "\x1f".join(map(str, col))
             h.update(b"\x1e")
-        return f"{self.name}:{len(batch)}:{h.hexdigest()}"
+            h.update(text.encode("utf-8", "surrogatepass"))
+        return f"{self.name}:{n_rows}:{h.hexdigest()}"
 
     def _drop_client(self):
-        c, self._client, self._ctx = self._client, None, None
+        c, self._client, self._encoder = self._client, None, None
         if c is not None:
             try:
                 c.close()
             except Exception:  # noqa: BLE001 - closing a broken client
                 pass
 
-    def _insert_once(self, batch, token):
-        if self._client is None:
-            self._client = self.client_factory()
-            self.stats.reconnects += 1
-            self._ctx = self._client.create_insert_context(self.table, self.columns)
-        ctx = self._ctx
+    def _connect(self):
+        client = self.client_factory()
+        self.stats.reconnects += 1
+        # the table's column types from the server (DESCRIBE), as clickhouse-connect's insert() gets them
+        ctx = client.create_insert_context(self.table, self.columns)
+        lc_as_string = client.min_version(_NATIVE_CONVERSION_SINCE)
+        compression = client.write_compression if self.compression is None else self.compression
         settings = dict(self.insert_settings)
-        if token:
-            settings["insert_deduplication_token"] = token
-        ctx.settings = {**(ctx.settings or {}), **settings}
-        ctx.data = batch
-        try:
-            self._client.insert(context=ctx)
-        finally:
-            ctx.data = None
+        if lc_as_string:
+            settings.setdefault("input_format_native_allow_types_conversion", 1)
+        # the INSERT statement goes at the head of the (compressed) body, not in the URL:
+        # urllib3 re-encodes a URL character by character in Python (~0.4 ms per insert)
+        self._insert_query = (f"INSERT INTO {ctx.table} ({', '.join(quote_identifier(c) for c in self.columns)}) "
+                              "FORMAT Native\n").encode()
+        self._compression = compression if isinstance(compression, str) and compression else None
+        self._settings = settings
+        self._encoder = _BatchEncoder(ctx, lc_as_string=lc_as_string)
+        self._client = client
+
+    def _insert_once(self, batch: list, prepared: dict):
+        """Insert a batch as one Native block. ``prepared`` keeps the encoded (and compressed)
+        block and the deduplication token for the retries."""
+        if self._client is None:
+            self._connect()
+        if prepared.get("encoder") is not self._encoder:   # first attempt, or reconnected
+            keys: dict = dict.fromkeys(self.key_idx or ())
+            body = self._encoder.block(batch, keys, prefix=self._insert_query)
+            prepared.setdefault("token", self._token(keys, len(batch)))
+            if self._compression:
+                compressor = get_compressor(self._compression)
+                body = compressor.compress_block(body) + (compressor.flush() or b"")
+            prepared.update(encoder=self._encoder, body=body, compression=self._compression)
+        settings = self._settings
+        if prepared["token"]:
+            settings = {**settings, "insert_deduplication_token": prepared["token"]}
+        self._client.raw_insert(None, None, prepared["body"], settings=settings, compression=prepared["compression"])
 
     def _insert_with_retry(self, batch):
-        token = self._token(batch)
+        prepared: dict = {}             # encoded on the first attempt, reused by the retries
         attempt = 0
         permanent = 0
         outage_start = None
         while True:
             t0 = time.monotonic()
             try:
-                self._insert_once(batch, token)
+                self._insert_once(batch, prepared)
                 self.stats.insert_s += time.monotonic() - t0
                 if outage_start is not None:
                     self.stats.outage_s += time.monotonic() - outage_start

@@ -5,6 +5,8 @@
 2. outage (slow): the endpoint is killed for 60 s under a continuous load; after it comes
    back on the same port and data directory nothing is lost and nothing duplicated.
 3. board views: every view equals the same numbers computed in Python from the raw rows.
+4. writer: async API and backpressure; the sink's own encoding stores exactly what
+   clickhouse-connect's insert() stores.
 """
 from __future__ import annotations
 
@@ -514,3 +516,183 @@ def test_sink_async_api_backpressure_and_rejected_batch(ch_settings, client):
     with pytest.raises(SinkError):
         bad.write([row], wait=True, timeout=30)
     assert bad.pending == 1
+
+
+def _contract_events(n: int, now: datetime) -> list:
+    """DossierEvents decoded from contract JSON, as the stream gets them (pydantic's own tzinfo)."""
+    import json
+
+    from schemas.codec import decode_dossier
+    out = []
+    for i in range(n):
+        t = now - timedelta(hours=i % 500, microseconds=i * 7919)
+        ev = {"contract_version": "1.0", "event_id": f"ev-exact-{i:06d}", "event_time": t.isoformat(),
+              "ingest_time": (now + timedelta(microseconds=i)).astimezone(timezone.utc).isoformat(),
+              "source_system": "exact", "dossier_code": f"D-{i // 3:05d}", "procedure_code": "1.001193",
+              "procedure_field": "TP-HT", "unit_code": f"U{i % 7:03d}", "channel": 1 + i % 3, "status": 1 + i % 10,
+              "submitted_at": (t - timedelta(days=2)).isoformat(), "supplements": []}
+        if i % 2:
+            ev["handler"] = f"Nguyễn Văn {i}"
+            ev["owner_type"] = 1 + i % 9
+            ev["received_at"] = (t - timedelta(days=1)).isoformat()
+            ev["promised_at"] = (t + timedelta(days=5)).isoformat()
+        if i % 5 == 0:
+            ev["finished_at"] = t.astimezone(timezone(timedelta(hours=-3, minutes=-30))).isoformat()
+        if i % 9 == 0:
+            ev["supplements"] = [{"requested_at": (t - timedelta(hours=k + 1)).isoformat(),
+                                  "resumed_at": None if k else t.isoformat()} for k in range(1 + i % 2)]
+        out.append(decode_dossier(json.dumps(ev).encode()))
+    return out
+
+
+def test_sink_stores_exactly_what_a_plain_insert_stores(ch_settings, client):
+    """The sink encodes batches itself (datetimes in bulk, LowCardinality sent as String,
+    one Native block per batch): every table gets the very values clickhouse-connect's own
+    insert of the same rows gives, for every kind of value the stream hands over."""
+    import json
+
+    from schemas.codec import decode_rating
+    from sinks.rows import (ALERT_COLUMNS, DQ_RESULT_COLUMNS, TABLE_COLUMNS, dossier_event_row,
+                            rating_row)
+
+    now = datetime.now(VN).replace(microsecond=123456)
+    utc7, utc_minus = timezone(timedelta(hours=7)), timezone(timedelta(hours=-9, minutes=-30))
+    events = _contract_events(240, now)
+    ev_rows = [dossier_event_row(ev, "motcua.dossier-status", i % 3, i) for i, ev in enumerate(events)]
+    for i, r in enumerate(ev_rows[:40]):   # other tzinfo kinds, before 1970, microseconds to floor
+        r[13] = datetime(1969, 12, 31, 23, 59, 59, 999_999 - i, tzinfo=[VN, utc7, utc_minus, timezone.utc][i % 4])
+        r[14] = (now - timedelta(days=400 + i)).astimezone([VN, utc7, utc_minus, timezone.utc][(i + 1) % 4])
+    tick_rows = [list(r) for r in ev_rows[200:]]   # DateTime64 given as ticks (ms) in a batch of their own
+    for r in tick_rows:
+        r[0] += "-ticks"
+        r[1], r[2] = int(r[1].timestamp() * 1000), int(r[2].timestamp() * 1000)
+    state_rows = []
+    for i in range(300):
+        t = (now - timedelta(minutes=37 * i, microseconds=i)).astimezone(utc7)
+        closed = t if i % 3 == 0 else None
+        updated = [now, now + timedelta(seconds=1)][i // 150]   # one object per stream batch
+        state_rows.append([f"D-{i:05d}", f"U{i % 7:03d}", "1.001193", "TP-HT", 1 + i % 3, [4, 10][i % 2],
+                           t - timedelta(days=1), t, t + timedelta(days=3), closed, None, None, closed, i % 3,
+                           0.25 * (i % 4), ["", "early", "on_time", "late", "withdrawn", "refused", "stopped"][i % 7],
+                           None if i % 2 else 1.5, i % 2 == 1, i % 5 == 0, i % 3 == 0, i % 4 == 0, i % 6 == 0, i % 7 == 0,
+                           t - timedelta(days=1), t, 2 * i + 1, updated])
+    ratings = []
+    for i in range(120):
+        r = {"contract_version": "1.0", "rating_id": f"rt-exact-{i:05d}", "event_time": (now - timedelta(minutes=i)).isoformat(),
+             "kiosk_id": f"K{i % 4}", "unit_code": f"U{i % 7:03d}", "level": 1 + i % 5, "scale": 5,
+             "criteria": {} if i % 3 else {"officer": 1 + i % 5, "time": 1 + i % 4}}
+        if i % 2 == 0:
+            r.update(comment="tốt", officer_id="cb-1")
+        ratings.append(rating_row(decode_rating(json.dumps(r).encode()), "motcua.kiosk-rating", i % 2, i))
+    dead = [dead_letter_row(topic="motcua.dossier-status", partition=i % 3, offset=i, raw=b"\xff{bad" + bytes([i]),
+                            rules=["contract.required", "dq.unknown_unit"][: 1 + i % 2], reasons=[f"reason {i}"],
+                            kind=["unknown", "dossier", "rating"][i % 3], received_at=now - timedelta(seconds=i),
+                            redriven_at=now if i % 4 == 0 else None) for i in range(60)]
+    naive = datetime(2026, 1, 2, 3, 4, 5, 678_901)   # naive: clickhouse-connect reads it as local time
+    dq = [[f"b{i // 5}", "dossier_events", f"e{i % 5}", "rule", "col", i % 2 == 0, i / 60, i, 60, naive + timedelta(minutes=i)]
+          for i in range(60)]
+    alerts = [{"raised_at": now - timedelta(hours=i), "alert_id": f"a{i}", "kind": "overdue", "unit_code": f"U{i % 7:03d}",
+               "kiosk_id": "", "dossier_code": f"D-{i:05d}", "value": i / 3, "threshold": 1.0, "window": "",
+               "message": f"hồ sơ {i}"} for i in range(40)]   # mappings (as streams.core.alert_row), keys in another order
+    metrics = [[now - timedelta(seconds=5 * i), "w1", "motcua-pulse", "motcua.dossier-status", i % 3, i, i + 10, 10,
+                800 + i, 500.5] for i in range(50)]
+    cases = [("dossier_events", [ev_rows, tick_rows]), ("dossier_state", [state_rows]), ("ratings", [ratings]),
+             ("dead_letters", [dead]), ("dq_results", [dq]), ("alerts", [alerts]), ("pipeline_metrics", [metrics])]
+    assert {t for t, _ in cases} == set(TABLE_COLUMNS)
+    assert len(DQ_RESULT_COLUMNS) == len(dq[0]) and set(alerts[0]) == set(ALERT_COLUMNS)
+
+    for table, batches in cases:
+        cols = TABLE_COLUMNS[table]
+        for copy in ("sink", "sink_plain_http", "plain"):
+            client.command(f"DROP TABLE IF EXISTS {table}__{copy}")
+            client.command(f"CREATE TABLE {table}__{copy} AS {table} ENGINE = MergeTree PARTITION BY tuple() ORDER BY tuple()")
+        for copy, compression in (("sink", None), ("sink_plain_http", False)):
+            sink = ClickHouseSink(lambda: get_client(ch_settings), f"{table}__{copy}", cols, key_columns=SINK_KEYS[table],
+                                  max_rows=50, max_seconds=0.05, compression=compression)
+            for rows in batches:
+                sink.write(rows, wait=True, timeout=60)
+            sink.close()
+            assert sink.stats.retries == 0, sink.stats
+        for rows in batches:
+            client.insert(f"{table}__plain", [[r.get(c) for c in cols] if isinstance(r, dict) else r for r in rows],
+                          column_names=cols)
+        got = {copy: sorted(client.query(f"SELECT {', '.join(cols)} FROM {table}__{copy}").result_rows, key=repr)
+               for copy in ("sink", "sink_plain_http", "plain")}
+        assert len(got["plain"]) == sum(map(len, batches)), table
+        assert got["sink"] == got["plain"], table
+        assert got["sink_plain_http"] == got["plain"], table
+        for copy in ("sink", "sink_plain_http", "plain"):
+            client.command(f"DROP TABLE {table}__{copy}")
+
+    # other column types and precisions the sink may meet
+    types = {"dt": "DateTime('UTC')", "dtn": "Nullable(DateTime)", "d1": "DateTime64(1)", "d6": "DateTime64(6, 'UTC')",
+             "d9": "Nullable(DateTime64(9, 'Asia/Ho_Chi_Minh'))", "arr": "Array(Nullable(DateTime64(3)))",
+             "names": "Array(LowCardinality(String))", "lcn": "LowCardinality(Nullable(String))", "e": "Enum8('a' = 1, 'b' = 2)"}
+    cols = list(types)
+    rows = []
+    for i in range(200):
+        t = now.astimezone([VN, utc7, utc_minus, timezone.utc][i % 4]) - timedelta(days=i, microseconds=i * 333)
+        rows.append([t, None if i % 3 else t, t - timedelta(days=20000), t, None if i % 2 else t,
+                     [t, None][: i % 3], [f"n{j}" for j in range(i % 4)], None if i % 5 == 0 else f"s{i % 3}", "ab"[i % 2]])
+    for copy in ("sink", "plain"):
+        client.command(f"DROP TABLE IF EXISTS sink_types__{copy}")
+        client.command(f"CREATE TABLE sink_types__{copy} ({', '.join(f'{c} {t}' for c, t in types.items())}) "
+                       "ENGINE = MergeTree ORDER BY tuple()")
+    sink = ClickHouseSink(lambda: get_client(ch_settings), "sink_types__sink", cols, max_rows=64, max_seconds=0.05)
+    sink.write(rows, wait=True, timeout=60)
+    sink.close()
+    client.insert("sink_types__plain", rows, column_names=cols)
+    got = [sorted(client.query(f"SELECT * FROM sink_types__{copy}").result_rows, key=repr) for copy in ("sink", "plain")]
+    assert len(got[1]) == len(rows) and got[0] == got[1]
+    for copy in ("sink", "plain"):
+        client.command(f"DROP TABLE sink_types__{copy}")
+
+    # rows of the wrong length are refused at write(), as before
+    sink = ClickHouseSink(lambda: get_client(ch_settings), "alerts", ALERT_COLUMNS)
+    with pytest.raises(ValueError):
+        sink.write([["a1", "overdue"]])
+    sink.close()
+
+
+def test_sink_datetime_encoding_matches_clickhouse_connect():
+    """The sink's bulk datetime conversion writes the very bytes clickhouse-connect's own
+    column writer does (floor of the timestamp at the column's scale, NULL slots 0), for
+    every tzinfo kind, before 1970, runs of one object, and falls back when it cannot."""
+    from clickhouse_connect.datatypes.registry import get_from_name
+    from clickhouse_connect.driver.insert import InsertContext
+    from pydantic_core._pydantic_core import TzInfo
+
+    from sinks.writer import _ticks_converter
+
+    rng = random.Random(7)
+    utc7, odd = timezone(timedelta(hours=7)), timezone(timedelta(hours=-3, minutes=-30))
+    tz_kinds = {"fixed": lambda i: utc7, "odd": lambda i: odd, "utc": lambda i: timezone.utc, "zoneinfo": lambda i: VN,
+                "pydantic": lambda i: TzInfo(25200), "mixed": lambda i: [utc7, odd, timezone.utc, TzInfo(3600), VN][i % 5]}
+    converted = 0
+    for type_name in ("DateTime64(3, 'Asia/Ho_Chi_Minh')", "Nullable(DateTime64(3, 'Asia/Ho_Chi_Minh'))", "DateTime64(1)",
+                      "DateTime64(6, 'UTC')", "Nullable(DateTime64(9))", "DateTime64(7)", "DateTime('UTC')", "Nullable(DateTime)"):
+        ch_type = get_from_name(type_name)
+        for kind, tz in tz_kinds.items():
+            for runs in (False, True):
+                col = [datetime(1971 + rng.randrange(60), 1 + rng.randrange(12), 1 + rng.randrange(28), rng.randrange(24),
+                                rng.randrange(60), rng.randrange(60), rng.randrange(10 ** 6), tzinfo=tz(i)) for i in range(200)]
+                if ch_type.base_type == "DateTime64":
+                    col += [datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=tz(1)), datetime(1900, 1, 1, tzinfo=tz(2))]
+                if runs:
+                    col = [col[i // 40] for i in range(len(col))]
+                if ch_type.nullable:
+                    col = [None if i % 3 == 0 else x for i, x in enumerate(col)]
+                ctx = InsertContext("t", ["c"], [ch_type])
+                ctx.start_column("c")
+                expected = bytearray()
+                ch_type.write_column(col, expected, ctx)
+                got = _ticks_converter(ch_type)(tuple(col))
+                assert got == bytes(expected), (type_name, kind, runs)
+                converted += 1
+    assert converted == 8 * len(tz_kinds) * 2
+    convert = _ticks_converter(get_from_name("Nullable(DateTime64(3))"))
+    aware = datetime(2026, 1, 1, tzinfo=utc7)
+    assert convert((1767200400000, None)) is None                  # ticks already: clickhouse-connect's
+    assert convert((aware, "2026-01-01 00:00:00")) is None          # mixed: clickhouse-connect's (and its error)
+    assert convert((None, None)) is None
+    assert _ticks_converter(get_from_name("DateTime"))((datetime(1960, 1, 1, tzinfo=utc7),)) is None  # out of range
