@@ -278,6 +278,9 @@ def main(argv=None) -> int:
     ap.add_argument("--window", type=float, default=0.05)
     ap.add_argument("--profile", action="store_true", help="cProfile the batch path in-process")
     ap.add_argument("--profile-worker", action="store_true", help="cProfile the worker during the throughput phase")
+    ap.add_argument("--py-spy", metavar="FILE",
+                    help="sample the worker with py-spy (if installed) during the throughput phase: collapsed stacks "
+                         "per thread to FILE")
     ap.add_argument("--workers", type=int, default=1,
                     help="worker processes in one consumer group for the throughput phase (scaling check)")
     args = ap.parse_args(argv)
@@ -323,6 +326,13 @@ def main(argv=None) -> int:
         procs = {"worker": worker.proc.pid, "broker": broker.pid(), "clickhouse endpoint": endpoint.proc.pid}
         procs.update({f"worker {i}": w.proc.pid for i, w in enumerate(extra_workers, 1)})
         cpu0 = {k: cpu_seconds(p) for k, p in procs.items()}
+        spy = None
+        if args.py_spy:
+            import shutil
+            import subprocess
+            exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+            spy = subprocess.Popen([exe, "record", "-p", str(worker.proc.pid), "--threads", "--gil", "-f", "raw",
+                                    "-r", "200", "-o", args.py_spy], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = get_client(s)
         t_events = wait_rows(client, "SELECT count() FROM dossier_events", n, 900)
         dossiers = n // 4
@@ -331,6 +341,11 @@ def main(argv=None) -> int:
         t_done = max(t_events, t_state)
         rate = n / (t_done - t_ready)
         cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in procs.items()}
+        if spy is not None:
+            import signal
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+            print(f"          py-spy samples (GIL holders, per thread): {args.py_spy}")
         for w in extra_workers:
             w.stop(timeout=30)
         print(f"pipeline  Kafka -> Faust -> ClickHouse, {args.workers} worker(s):  {n:,} events ({dossiers:,} dossiers) in "

@@ -61,7 +61,12 @@ def create_app(settings: Settings) -> BatchingApp:
         broker_heartbeat_interval=max(0.5, session / 3),
         broker_rebalance_timeout=max(10.0, 2 * session),
         broker_commit_interval=float(tunable(settings, "commit_interval_s")),
-        broker_max_poll_records=max(500, settings.stream_batch_size),
+        # Fetch well ahead of processing: each fetch is a round trip to Faust's consumer
+        # thread, and a partition without prefetched records waits a broker round trip.
+        # With one batch per fetch (the old setting) the batch loop waited for input about
+        # half the time (measured in stage_s.wait_input).
+        broker_max_poll_records=max(2000, 4 * settings.stream_batch_size),
+        consumer_max_fetch_size=8 * 1024 * 1024,
         consumer_auto_offset_reset="earliest",
         stream_buffer_maxsize=max(16384, 4 * settings.stream_batch_size),
         table_standby_replicas=0,
