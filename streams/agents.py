@@ -473,6 +473,7 @@ async def _finish_batches(inbox, queue: asyncio.Queue) -> None:
                 await prepared.finish(owned=lambda: inbox.owns(batch))
             except Rebalanced:
                 log.info("pulse: batch of %d messages dropped: partitions reassigned meanwhile", len(batch))
+                inbox.forget(batch.messages)
                 continue
             inbox.ack(batch)
     except asyncio.CancelledError:

@@ -75,15 +75,28 @@ class Inbox:
             await self._space.wait()
         if generation != self._generation:
             # messages of an earlier assignment are fetched again after the rebalance
+            self.forget(self._messages)
             self._messages.clear()
             self._generation = generation
         self._messages.extend(messages)
         self._ready.set()
 
     def clear(self) -> None:
-        """Called by ``app.flow_control.clear()`` when partitions are revoked."""
+        """Called by ``app.flow_control.clear()`` when partitions are revoked. The dropped
+        messages are fetched again from the committed offset, so they are no longer waited
+        for: Faust's revocation waits until no tracked message is unacked (``wait_empty``),
+        and relies on dropped ones being garbage collected, which a reference held anywhere
+        (the fetch loop's last batch) would prevent for ever."""
+        self.forget(self._messages)
         self._messages.clear()
         self._space.set()
+
+    def forget(self, messages) -> None:
+        """Stop tracking messages that will not be acked (they are fetched again)."""
+        unacked = getattr(self.app.consumer, "_unacked_messages", None)
+        if unacked is not None:
+            for m in messages:
+                unacked.discard(m)
 
     async def take(self, max_events: int, within: float) -> Batch:
         """Up to ``max_events`` messages: as soon as that many are here, or ``within``
@@ -180,11 +193,17 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                         msgs = [to_message(tp, r) for r in recs]
                         for m in msgs:
                             track(m)
-                        await self.wait_first(inbox.put(msgs, generation), self.suspend_flow.wait())
-                        read_offset[tp] = recs[-1].offset
+                        put = inbox.put(msgs, generation)
+                        res = await self.wait_first(put, self.suspend_flow.wait())
+                        if put in res.done:
+                            read_offset[tp] = recs[-1].offset
+                        else:  # flow suspended (rebalance) first: not delivered, fetched again
+                            inbox.forget(msgs)
+                        del msgs
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
+                records = recs = None  # hold no messages while waiting for the next fetch
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

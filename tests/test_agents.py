@@ -223,6 +223,7 @@ class FakeApp:
     def __init__(self):
         self.consumer_generation_id = 1
         self.consumer = FakeConsumer()
+        self.consumer._unacked_messages = set()
 
 
 def test_inbox_batches_by_size_and_time_and_waits_when_full():
@@ -328,4 +329,30 @@ def test_a_batch_prepared_while_the_previous_is_still_being_written_builds_on_it
         rt.overlay[b"D-OTHER"] = ["stale"]
         await agents.prepare_dossier_batch(rt, [], generation=2)
         assert rt.overlay == {}
+    run(go())
+
+
+def test_messages_dropped_by_a_rebalance_are_no_longer_waited_for():
+    """Faust's revocation waits until no tracked message is unacked; messages the inbox drops
+    (fetched again later) must stop being tracked even while something still holds them."""
+    import weakref as _weakref
+
+    from streams.batching import Inbox
+
+    class Tracked:
+        pass
+    app = FakeApp()
+    app.consumer._unacked_messages = _weakref.WeakSet()
+    msgs = [Tracked() for _ in range(5)]
+    for m in msgs:
+        app.consumer._unacked_messages.add(m)
+
+    async def go():
+        box = Inbox(app, "t.dossier-events", max_buffered=100)
+        await box.put(msgs[:3], generation=1)
+        box.clear()                               # revocation
+        assert set(app.consumer._unacked_messages) == set(msgs[3:])
+        await box.put(msgs[3:4], generation=1)
+        await box.put([], generation=2)           # next assignment: earlier messages dropped
+        assert set(app.consumer._unacked_messages) == {msgs[4]}
     run(go())
