@@ -26,7 +26,7 @@ UNIT = next(u for u in REF.units.values() if u.kind == "commune")
 PROC = REF.procedures_at("commune")[0]
 
 
-@dataclass
+@dataclass(eq=False)   # hashable by identity, like Faust's messages (tracked in a WeakSet)
 class Msg:
     topic: str
     partition: int
