@@ -502,6 +502,14 @@ class Checker:
 
     # --- public API ---
     def check_dossier(self, raw: bytes, now: datetime | None = None) -> Verdict:
+        return self._check_fast(raw, now, self._validate_dossier, _flatten_dossier_model,
+                                decode_dossier, flatten_dossier, self.dossier)
+
+    def check_rating(self, raw: bytes, now: datetime | None = None) -> Verdict:
+        return self._check_fast(raw, now, self._validate_rating, flatten_rating,
+                                decode_rating, flatten_rating, self.rating)
+
+    def _check_fast(self, raw, now, validate, flatten_model, decode, flatten, suite: CompiledSuite) -> Verdict:
         if now is None or now.tzinfo is None:
             now = _now(now)
         # Fast path (the common case): the payload decodes as is. Anything else (tombstone,
@@ -511,26 +519,12 @@ class Checker:
             n = len(raw)
             if n <= self.max_event_bytes and n <= MAX_EVENT_BYTES:
                 try:
-                    event = self._validate_dossier(raw, strict=True)
+                    event = validate(raw, strict=True)
                 except Exception:
                     pass
                 else:
-                    return _verdict(event, _flatten_dossier_model(event, now), self.dossier)
-        return self._check(raw, now, decode_dossier, flatten_dossier, self.dossier)
-
-    def check_rating(self, raw: bytes, now: datetime | None = None) -> Verdict:
-        if now is None or now.tzinfo is None:
-            now = _now(now)
-        if raw is not None:
-            n = len(raw)
-            if n <= self.max_event_bytes and n <= MAX_EVENT_BYTES:
-                try:
-                    event = self._validate_rating(raw, strict=True)
-                except Exception:
-                    pass
-                else:
-                    return _verdict(event, flatten_rating(event, now), self.rating)
-        return self._check(raw, now, decode_rating, flatten_rating, self.rating)
+                    return _verdict(event, flatten_model(event, now), suite)
+        return self._check(raw, now, decode, flatten, suite)
 
     def check_dossier_row(self, row: dict) -> list[Failure]:
         return self.dossier.failures(row)
