@@ -71,7 +71,8 @@ class Metrics:
         self.batches = 0
         self.last_batch_s = 0.0
         # CPU-side time per stage of the dossier batches (where a batch's time goes)
-        self.stage_s = {"validate": 0.0, "apply": 0.0, "write_wait": 0.0, "kafka_side": 0.0}
+        self.stage_s = {"validate": 0.0, "apply": 0.0, "write_wait": 0.0, "kafka_side": 0.0,
+                        "wait_input": 0.0, "wait_finish": 0.0}
         self._prev = (time.monotonic(), 0)
         self._sinks: list = []
 
@@ -451,13 +452,13 @@ async def _run_batches(inbox, prepare, in_flight: int = 1) -> None:
             t0 = time.monotonic()
             batch = await inbox.take(size, window)
             t1 = time.monotonic()
-            waits["wait_input"] = waits.get("wait_input", 0.0) + (t1 - t0)
+            waits["wait_input"] += t1 - t0
             if not inbox.owns(batch):
                 continue
             prepared = await prepare(rt, batch.messages, batch.generation)
             t2 = time.monotonic()
             await queue.put((batch, prepared))
-            waits["wait_finish"] = waits.get("wait_finish", 0.0) + (time.monotonic() - t2)
+            waits["wait_finish"] += time.monotonic() - t2
     except asyncio.CancelledError:
         finisher.cancel()
         raise
