@@ -284,6 +284,10 @@ class SinkStats:
     last_error: str = ""
     last_error_at: float = 0.0
     outage_s: float = 0.0
+    # rows ClickHouse acknowledged but reported as not written (X-ClickHouse-Summary):
+    # legitimate when a retried or replayed block was deduplicated (replicated tables,
+    # same insert_deduplication_token), a red flag otherwise
+    rows_reported_unwritten: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -613,7 +617,16 @@ class ClickHouseSink:
         settings = self._settings
         if prepared["token"]:
             settings = {**settings, "insert_deduplication_token": prepared["token"]}
-        self._client.raw_insert(None, None, prepared["body"], settings=settings, compression=prepared["compression"])
+        return self._client.raw_insert(None, None, prepared["body"], settings=settings,
+                                       compression=prepared["compression"])
+
+    def _check_written(self, summary, n_rows: int, attempt: int) -> None:
+        written = getattr(summary, "written_rows", None)
+        if not isinstance(written, int) or written >= n_rows:
+            return
+        self.stats.rows_reported_unwritten += n_rows - written
+        log.warning("sink %s: ClickHouse acknowledged %d rows but reports %d written (%s)", self.name, n_rows,
+                    written, "a retry, probably deduplicated" if attempt else "first attempt")
 
     def _insert_with_retry(self, batch):
         prepared: dict = {}             # encoded on the first attempt, reused by the retries
@@ -623,8 +636,9 @@ class ClickHouseSink:
         while True:
             t0 = time.monotonic()
             try:
-                self._insert_once(batch, prepared)
+                summary = self._insert_once(batch, prepared)
                 self.stats.insert_s += time.monotonic() - t0
+                self._check_written(summary, len(batch), attempt)
                 if outage_start is not None:
                     self.stats.outage_s += time.monotonic() - outage_start
                     log.warning("sink %s: ClickHouse reachable again after %.1fs, %d retries",

@@ -43,6 +43,7 @@ from datetime import datetime, timedelta, timezone
 from faust.streams import _current_event
 from faust.web import Request, Response, View
 
+from streams import batching
 from streams.app import (alerts_topic, app, dead_letters_topic, dossier_events_topic, dossier_inbox,
                          dossier_state_topic, dossier_table, ratings_inbox, ratings_topic, settings, tunable)
 from streams.core import (ID, DossierLogic, deadline_alert, compact, illegal_transition_alert, merge,
@@ -126,7 +127,9 @@ class Runtime:
         self.gx_rows = {"dossier_events": [], "ratings": []}
         self.gx_last = time.monotonic()
         self.gx_task: asyncio.Task | None = None
-        self.recent_ratings: OrderedDict = OrderedDict()
+        self.recent_ratings: OrderedDict = OrderedDict()   # rating ids finished (bounded)
+        self.ratings_in_flight: dict = {}                  # rating ids of prepared, unfinished batches
+        self.overlay_generation_ratings = None
         # dossier_code -> event set of a batch applied in memory whose ClickHouse write is
         # still in flight (the table gets it after the write); see prepare_dossier_batch
         self.overlay: dict = {}
@@ -210,14 +213,29 @@ async def _write_all(pairs) -> None:
     await _wait_writes(await _start_writes(pairs))
 
 
-async def _send_alerts(rt: Runtime, alerts: list[dict], to_topic: bool = True) -> None:
+async def _send_alerts(rt: Runtime, alerts: list[dict], to_topic: bool = True) -> list:
+    """Hand the alerts to the producer; returns the sends' futures (resolved on the broker's ack)."""
     import json
-    if not alerts:
-        return
-    if to_topic:
-        for a in alerts:
-            v = dict(a, raised_at=a["raised_at"].isoformat())
-            await alerts_topic.send(key=a["alert_id"].encode(), value=json.dumps(v, ensure_ascii=False).encode())
+    sent = []
+    if not alerts or not to_topic:
+        return sent
+    for a in alerts:
+        v = dict(a, raised_at=a["raised_at"].isoformat())
+        sent.append(await alerts_topic.send(key=a["alert_id"].encode(),
+                                            value=json.dumps(v, ensure_ascii=False).encode()))
+    return sent
+
+
+async def _send_dead_letters(dead) -> list:
+    return [await dead_letters_topic.send(key=d.kafka_key(), value=d.to_kafka_value()) for d in dead]
+
+
+async def _confirmed(sent: list) -> None:
+    """Wait until the broker has acknowledged every send of a batch (its dead letters, alerts
+    and table changelog). Only then may the batch be acked: a committed offset must never
+    stand for output that a crash could still lose. A failed send raises (crash-only)."""
+    if sent:
+        await asyncio.gather(*sent)
 
 
 # ----------------------------------------------------------------------------- dossiers
@@ -280,20 +298,22 @@ class PreparedDossierBatch:
             rt.overlay.clear()  # in-memory states of partitions that may not be ours any more
             raise Rebalanced()
         # ClickHouse has every row of the batch: now the Kafka side (changelog, dead letters, alerts).
-        for d in self.dead:
-            await dead_letters_topic.send(key=d.kafka_key(), value=d.to_kafka_value())
-        await _send_alerts(rt, self.alerts)
+        sent = await _send_dead_letters(self.dead)
+        sent += await _send_alerts(rt, self.alerts)
         overlay = rt.overlay
         for key, merged, msg in self.updates:
             _set_table(key, merged, msg)
             if overlay.get(key) is merged:
                 del overlay[key]
+        sent += dossier_table.take_unconfirmed()
         if tunable(settings, "publish_state"):
             import json
             for st in self.states:
-                await dossier_state_topic.send(key=st.code.encode(), value=json.dumps(st.row, default=str).encode())
+                sent.append(await dossier_state_topic.send(key=st.code.encode(),
+                                                           value=json.dumps(st.row, default=str).encode()))
         for st in self.states:
             rt.index(st, now)
+        await _confirmed(sent)
 
         m = rt.metrics
         t4 = time.monotonic()
@@ -499,17 +519,28 @@ def validate_ratings(rt: Runtime, messages, now: datetime):
 
 
 class PreparedRatingBatch:
-    def __init__(self, rt, messages, accepted, dead, rows, tickets):
+    def __init__(self, rt, messages, accepted, dead, rows, ids, tickets):
         self.rt, self.messages, self.accepted, self.dead, self.rows, self.tickets = \
             rt, messages, accepted, dead, rows, tickets
+        self.ids = ids       # rating ids this batch writes (not yet "seen" until it is finished)
 
     async def finish(self, owned=lambda: True) -> None:
+        rt = self.rt
         await _wait_writes(self.tickets)
         if not owned():
+            for rid in self.ids:
+                rt.ratings_in_flight.pop(rid, None)
             raise Rebalanced()
-        for d in self.dead:
-            await dead_letters_topic.send(key=d.kafka_key(), value=d.to_kafka_value())
-        m = self.rt.metrics
+        await _confirmed(await _send_dead_letters(self.dead))
+        # only now are these ratings done: a batch dropped before this point must not make
+        # its re-delivered messages look like duplicates
+        seen, cap = rt.recent_ratings, int(tunable(settings, "rating_recent_ids"))
+        for rid in self.ids:
+            rt.ratings_in_flight.pop(rid, None)
+            seen[rid] = None
+        while len(seen) > cap:
+            seen.popitem(last=False)
+        m = rt.metrics
         m.ratings += len(self.rows)
         m.dead_letters += len(self.dead)
         done = _utcnow()
@@ -517,28 +548,32 @@ class PreparedRatingBatch:
             m.freshness_ms[(msg.topic, msg.partition)] = int((done - v.event.event_time).total_seconds() * 1000)
         for msg in self.messages:
             m.events[(msg.topic, msg.partition)] += 1
-        maybe_validate_micro_batch(self.rt)
+        maybe_validate_micro_batch(rt)
 
 
 async def prepare_rating_batch(rt: Runtime, messages, generation=None) -> PreparedRatingBatch:
     from sinks.rows import rating_row
+    if generation is not None and generation != rt.overlay_generation_ratings:
+        rt.ratings_in_flight.clear()      # batches of an earlier assignment are not finished
+        rt.overlay_generation_ratings = generation
     now = _utcnow()
     accepted, dead = validate_ratings(rt, messages, now)
-    rows = []
-    seen = rt.recent_ratings
-    cap = int(tunable(settings, "rating_recent_ids"))
+    rows, ids = [], []
+    seen, in_flight = rt.recent_ratings, rt.ratings_in_flight
     for m, v in accepted:
         r = v.event
-        if r.rating_id in seen:
+        if r.rating_id in seen or r.rating_id in in_flight:
             rt.metrics.rating_duplicates += 1
             continue
-        seen[r.rating_id] = None
-        if len(seen) > cap:
-            seen.popitem(last=False)
+        in_flight[r.rating_id] = None
+        ids.append(r.rating_id)
         # written even if a previous run wrote it (ReplacingMergeTree on rating_id)
         rows.append(rating_row(r, m.topic, m.partition, m.offset))
     tickets = await _start_writes([(rt.ratings_sink, rows), (rt.dead_sink, [d.to_row() for d in dead])])
-    return PreparedRatingBatch(rt, messages, accepted, dead, rows, tickets)
+    if batching.TRACE:
+        log.info("trace ratings prepared gen %s %s: %d rows, %d dead, %d already seen", generation,
+                 batching._ranges(messages), len(rows), len(dead), len(accepted) - len(rows))
+    return PreparedRatingBatch(rt, messages, accepted, dead, rows, ids, tickets)
 
 
 async def process_rating_batch(rt: Runtime, messages, owned=lambda: True) -> None:

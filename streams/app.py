@@ -99,13 +99,42 @@ dossier_state_topic = _topic(T.DOSSIER_STATE)
 dossier_inbox = app.inbox(dossier_events_topic, max_buffered=4 * settings.stream_batch_size)
 ratings_inbox = app.inbox(ratings_topic, max_buffered=4 * settings.stream_batch_size)
 
+
+class DurableTable(faust.Table):
+    """A Faust table whose changelog writes can be awaited (``changelog_written``).
+
+    Why: a batch's offsets may be committed only once its table changes are in the
+    changelog, or a crash leaves committed input whose effect the recovered table has
+    lost (the next event of that dossier is then applied to a stale event set).
+    Faust's own guard, ``producer.flush()`` before each commit, gives up after 0.1 s
+    without progress (``ProducerBuffer.flush_atmost``), which on a loaded machine let
+    commits overtake the changelog in the kill -9 test. So the batch loop awaits the
+    very sends of its batch before it acks."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._unconfirmed: list = []
+
+    def send_changelog(self, *args, **kwargs):
+        fut = super().send_changelog(*args, **kwargs)
+        self._unconfirmed.append(fut)
+        return fut
+
+    def take_unconfirmed(self) -> list:
+        """The changelog sends made since the last call (futures resolved by the broker's ack)."""
+        futs, self._unconfirmed = self._unconfirmed, []
+        return futs
+
+
 # dossier_code (utf-8 bytes) -> [compact event, ...] (streams.core): the applied-event set of each dossier.
-dossier_table = app.Table(
-    "dossier-events-applied",
+dossier_table = app.tables.add(DurableTable(
+    app,
+    name="dossier-events-applied",
     default=None,
     partitions=T.DOSSIER_EVENTS.partitions,
     key_type=bytes,
-)
+    beacon=app.tables.beacon,
+))
 
 # Register the agents, timers and pages.
 from streams import agents  # noqa: E402,F401

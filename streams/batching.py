@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 from typing import Any, AsyncIterator, Sequence
 
 import faust
@@ -38,6 +39,20 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 log = logging.getLogger("motcua.streams.batching")
+
+# PULSE_TRACE_OFFSETS=1: log every delivery, seek, ack and commit of the input topics (the
+# kill -9 exactness test turns it on, so a failure there shows where offsets went).
+TRACE = os.environ.get("PULSE_TRACE_OFFSETS", "") not in ("", "0")
+
+
+def _ranges(messages) -> str:
+    """'topic:partition first..last' per partition of a batch."""
+    spans: dict = {}
+    for m in messages:
+        k = (m.topic, m.partition)
+        lo, hi = spans.get(k, (m.offset, m.offset))
+        spans[k] = (min(lo, m.offset), max(hi, m.offset))
+    return " ".join(f"{t}:{p} {lo}..{hi}" for (t, p), (lo, hi) in sorted(spans.items()))
 
 
 class Batch:
@@ -137,10 +152,24 @@ class Inbox:
         ack = self.app.consumer.ack
         for m in batch.messages:
             ack(m)
+        if TRACE:
+            log.info("trace ack gen %s %s", batch.generation, _ranges(batch.messages))
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, delivering whole fetched batches to inboxes."""
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        if TRACE:
+            log.info("trace seek to committed: %s", {f"{tp.topic}:{tp.partition}": o
+                                                     for tp, o in self._read_offset.items()})
+
+    async def _commit(self, offsets) -> bool:
+        ok = await super()._commit(offsets)
+        if TRACE:
+            log.info("trace commit %s: %s", ok, {f"{tp.topic}:{tp.partition}": o for tp, o in offsets.items()})
+        return ok
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised end to end
         inboxes: dict[str, Inbox] = getattr(self.app, "inboxes", {})
@@ -177,19 +206,27 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                         recs = [r for r in recs if r.offset >= r_offset]
                     if not recs:
                         continue
+                    inbox = inboxes.get(tp.topic)
                     if acks_enabled_for(tp.topic):
                         # offsets that never arrive (compaction, transaction markers) count as acked
                         prev = r_offset
                         for r in recs:
                             if prev and r.offset - prev > 1:
+                                if inbox is not None:
+                                    # an input topic written without transactions has no gaps:
+                                    # say so, a gap counts as processed when offsets are committed
+                                    log.warning("pulse: offsets %d..%d of %s:%d never arrived; counted as done",
+                                                prev + 1, r.offset - 1, tp.topic, tp.partition)
                                 await self._add_gap(tp, prev + 1, r.offset)
                             prev = r.offset
-                    inbox = inboxes.get(tp.topic)
                     if inbox is None:
                         for r in recs:
                             await self.wait_first(callback(to_message(tp, r)), self.suspend_flow.wait())
                             read_offset[tp] = r.offset
                     else:
+                        if TRACE:
+                            log.info("trace deliver gen %s %s:%d %d..%d (read offset %s)", generation, tp.topic,
+                                     tp.partition, recs[0].offset, recs[-1].offset, r_offset)
                         msgs = [to_message(tp, r) for r in recs]
                         for m in msgs:
                             track(m)

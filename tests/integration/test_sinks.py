@@ -506,6 +506,8 @@ def test_sink_async_api_backpressure_and_rejected_batch(ch_settings, client):
                               "FROM dossier_events WHERE event_id LIKE 'ev-async-%'").result_rows[0]
     assert n == n_final == len(rows)
     assert sink.stats.rows_written == len(rows) + 5000 and sink.stats.retries == 0
+    # the server's own count agrees with the sink's (a silently dropped block would not)
+    assert sink.stats.rows_reported_unwritten == 0
 
     # A batch the server rejects for good (not an outage) is not dropped: the sink keeps the
     # rows and raises to the caller, who must not commit offsets.

@@ -116,6 +116,36 @@ def _same(col, a, b) -> bool:
     return a == b
 
 
+def _diagnose(client, codes, worker, events=()) -> str:
+    """What a failure needs to be understood: where the affected dossiers' events are in
+    Kafka and ClickHouse, and the workers' warnings."""
+    codes = sorted(codes)
+    lines = [f"{len(codes)} dossiers affected, e.g. {codes[:5]}"]
+    if codes:
+        sample = ", ".join(f"'{c}'" for c in codes[:200])
+        rows = client.query(f"""
+            SELECT kafka_partition, count(), min(kafka_offset), max(kafka_offset), min(inserted_at), max(inserted_at)
+            FROM dossier_events WHERE dossier_code IN ({sample}) GROUP BY kafka_partition ORDER BY 1""").result_rows
+        lines.append(f"their events in ClickHouse by partition: {rows}")
+        from kafka.partitioner.default import DefaultPartitioner
+        from pulse.topics import DOSSIER_EVENTS
+        parts = list(range(DOSSIER_EVENTS.partitions))
+        wanted = {c.encode() for c in codes}
+        by_part = Counter(DefaultPartitioner()(e.key, parts, parts) for e in events
+                          if e.topic == "dossier-events" and e.key in wanted)
+        lines.append(f"their events in Kafka by partition: {dict(sorted(by_part.items()))}")
+    for path in worker.logs:
+        try:
+            text = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        keep = [ln for ln in text if ("WARN" in ln or "ERROR" in ln or "Joined group" in ln or "ready" in ln)
+                and "woke up too late" not in ln]
+        lines.append(f"--- {path.name} ({len(text)} lines)")
+        lines.extend(keep[-40:])
+    return "\n".join(lines)
+
+
 def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
     from expectations.checks import Checker
     from schemas.reference import load_reference
@@ -133,7 +163,8 @@ def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
     n_dossier_msgs = sum(1 for e in events if e.topic == "dossier-events")
     assert n_dossier_msgs > 8000, n_dossier_msgs
 
-    worker = start_worker(s, log_path=tmp_path / "worker.log")
+    # offsets traced in the worker logs: a failure here must be explainable from them
+    worker = start_worker(s, {"PULSE_TRACE_OFFSETS": "1"}, log_path=tmp_path / "worker.log")
     try:
         chunks = [events[i * len(events) // 4:(i + 1) * len(events) // 4] for i in range(4)]
         kills = 0
@@ -181,7 +212,7 @@ def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
     try:
         got = {r[0]: r for r in client.query(
             f"SELECT {', '.join(DOSSIER_STATE_COLUMNS)} FROM dossier_state FINAL").result_rows}
-        assert set(got) == set(expected)
+        assert set(got) == set(expected), _diagnose(client, set(expected) - set(got), worker, events)
         idx = {c: i for i, c in enumerate(DOSSIER_STATE_COLUMNS)}
         mismatches = []
         for code, st in expected.items():
@@ -193,7 +224,7 @@ def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
                     continue
                 if not _same(col, row[i], st.row[i]):
                     mismatches.append((code, col, row[i], st.row[i]))
-        assert not mismatches, mismatches[:20]
+        assert not mismatches, (mismatches[:20], _diagnose(client, {m[0] for m in mismatches}, worker, events))
 
         # the board view vs the recomputation, per unit x channel (board aggregates refreshed now)
         from sinks.migrate import refresh_board_aggregates
@@ -250,7 +281,8 @@ def test_overdue_fires_at_the_promised_time_without_another_event(settings, tmp_
         def __init__(self, ev):
             self.topic, self.key, self.value = "dossier-events", b"HS-OVERDUE-1", encode(ev)
 
-    worker = start_worker(s, log_path=tmp_path / "worker.log")
+    # offsets traced in the worker logs: a failure here must be explainable from them
+    worker = start_worker(s, {"PULSE_TRACE_OFFSETS": "1"}, log_path=tmp_path / "worker.log")
     client = get_client(s)
     try:
         produce(s, [E(e) for e in evs])
