@@ -101,7 +101,15 @@ class Inbox:
         messages are fetched again from the committed offset, so they are no longer waited
         for: Faust's revocation waits until no tracked message is unacked (``wait_empty``),
         and relies on dropped ones being garbage collected, which a reference held anywhere
-        (the fetch loop's last batch) would prevent for ever."""
+        (the fetch loop's last batch) would prevent for ever.
+
+        mode's ``FlowControlEvent.resume()`` also clears every managed queue, after Faust
+        has sought to the committed offsets. Messages fetched in between are valid and are
+        NOT fetched again (the consumer's position is past them), while Faust commits the
+        first run of acked offsets whatever lies below it: clearing them there lost input
+        under kill -9. So a clear while flow is active (the resume) keeps the messages."""
+        if self.app.flow_control.is_active():
+            return
         self.forget(self._messages)
         self._messages.clear()
         self._space.set()
@@ -160,7 +168,16 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, delivering whole fetched batches to inboxes."""
 
     async def perform_seek(self) -> None:
+        """Every input partition back to its committed offset, including those never
+        committed: aiokafka's ``seek_to_committed`` leaves a partition without a committed
+        offset (or at 0) where it is, so messages fetched and then dropped there (a rebalance
+        clearing an inbox) would be skipped, not read again."""
         await super().perform_seek()
+        inboxes = getattr(self.app, "inboxes", {})
+        fresh = {tp: 0 for tp in self.assignment()
+                 if tp.topic in inboxes and not self._read_offset.get(tp)}
+        if fresh:
+            await self.seek_wait(fresh)
         if TRACE:
             log.info("trace seek to committed: %s", {f"{tp.topic}:{tp.partition}": o
                                                      for tp, o in self._read_offset.items()})

@@ -251,9 +251,11 @@ class FakeConsumer:
 
 class FakeApp:
     def __init__(self):
+        from mode.utils.queues import FlowControlEvent
         self.consumer_generation_id = 1
         self.consumer = FakeConsumer()
         self.consumer._unacked_messages = set()
+        self.flow_control = FlowControlEvent(initially_suspended=False)   # Faust's own kind
 
 
 def test_inbox_batches_by_size_and_time_and_waits_when_full():
@@ -274,11 +276,18 @@ def test_inbox_batches_by_size_and_time_and_waits_when_full():
         assert not blocked.done()                 # full: the fetch loop waits
         assert (await box.take(3, within=0)).messages == [4, 5, 6]
         await asyncio.wait_for(blocked, 1)
-        box.clear()                                # a rebalance drops what was not taken
+        app.flow_control.manage_queue(box)
+        app.flow_control.suspend()                 # a rebalance: suspend, then clear
+        app.flow_control.clear()                   # drops what was not taken
         assert len(box) == 0
         await box.put([10], generation=2)
         b = await box.take(5, within=0)
         assert b.messages == [10] and box.owns(b) is False   # generation 2 is not the app's (1)
+        # resuming the flow also clears managed queues, after Faust's seek to the committed
+        # offsets: what was fetched since then is not fetched again, so the inbox keeps it
+        await box.put([11, 12], generation=2)
+        app.flow_control.resume()
+        assert (await asyncio.wait_for(box.take(5, within=0), 2)).messages == [11, 12]
     run(go())
 
 
@@ -412,7 +421,8 @@ def test_messages_dropped_by_a_rebalance_are_no_longer_waited_for():
     async def go():
         box = Inbox(app, "t.dossier-events", max_buffered=100)
         await box.put(msgs[:3], generation=1)
-        box.clear()                               # revocation
+        app.flow_control.suspend()                # revocation: suspend, then clear
+        box.clear()
         assert set(app.consumer._unacked_messages) == set(msgs[3:])
         await box.put(msgs[3:4], generation=1)
         await box.put([], generation=2)           # next assignment: earlier messages dropped
