@@ -34,7 +34,8 @@ DEFAULTS = {
     "rating_recent_ids": 200_000,        # bounded recent-id set for the rating counters
     "commit_interval_s": 1.0,
     "publish_state": False,              # also publish state rows to the compacted dossier-state topic
-    "stall_exit_s": 60.0,                # no input this long with lag and idle sinks: exit for a restart (0 = never)
+    "stall_exit_s": 60.0,
+    "pipeline_depth": 1,                 # prepared batches waiting while one is being finished                # no input this long with lag and idle sinks: exit for a restart (0 = never)
 }
 
 
