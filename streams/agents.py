@@ -36,11 +36,9 @@ import logging
 import os
 import socket
 import time
-import weakref
 from collections import OrderedDict, defaultdict
 from datetime import datetime, timedelta, timezone
 
-from faust.streams import _current_event
 from faust.web import Request, Response, View
 
 from streams import batching
@@ -184,25 +182,6 @@ def runtime() -> Runtime:
     return _runtime
 
 
-class _At:
-    """Stands for the Faust event of ``message`` while a table key is set: Faust takes the
-    changelog partition from the current event, and batches have no current event."""
-    __slots__ = ("message", "__weakref__")
-
-    def __init__(self, message):
-        self.message = message
-
-
-def _set_table(key: bytes, value, message) -> None:
-    """table[key] = value in the partition of ``message`` (the dossier's own message)."""
-    at = _At(message)
-    token = _current_event.set(weakref.ref(at))
-    try:
-        dossier_table[key] = value
-    finally:
-        _current_event.reset(token)
-
-
 def _msg_time(m) -> datetime:
     ts = m.timestamp
     return datetime.fromtimestamp(ts, UTC) if ts else _utcnow()
@@ -289,23 +268,29 @@ class PreparedDossierBatch:
         self.updates, self.states, self.alerts, self.tickets = updates, states, alerts, tickets
         self.now, self.t0, self.times, self.counts = now, t0, times, counts
 
+    def _leave_overlay(self) -> None:
+        """Remove this batch's states from the overlay, unless a later batch replaced them."""
+        overlay = self.rt.overlay
+        for key, merged, _ in self.updates:
+            if overlay.get(key) is merged:
+                del overlay[key]
+
     async def finish(self, owned=lambda: True) -> None:
         rt, now = self.rt, self.now
         t2 = time.monotonic()
         await _wait_writes(self.tickets)
         t3 = time.monotonic()
         if not owned():
-            rt.overlay.clear()  # in-memory states of partitions that may not be ours any more
+            # drop this batch's in-memory states (later batches of the old assignment are
+            # dropped the same way; the new assignment's batches start from the table)
+            self._leave_overlay()
             raise Rebalanced()
         # ClickHouse has every row of the batch: now the Kafka side (changelog, dead letters, alerts).
         sent = await _send_dead_letters(self.dead)
         sent += await _send_alerts(rt, self.alerts)
-        overlay = rt.overlay
-        for key, merged, msg in self.updates:
-            _set_table(key, merged, msg)
-            if overlay.get(key) is merged:
-                del overlay[key]
-        sent += dossier_table.take_unconfirmed()
+        # the table (its changelog in the dossier's own partition, as Faust co-partitions it)
+        sent += await dossier_table.put_many([(key, merged, msg.partition) for key, merged, msg in self.updates])
+        self._leave_overlay()
         if tunable(settings, "publish_state"):
             import json
             for st in self.states:

@@ -78,6 +78,11 @@ class FakeTable(dict):
         futs, self.unconfirmed = self.unconfirmed, []
         return futs
 
+    async def put_many(self, items):
+        for key, value, _partition in items:
+            self[key] = value
+        return self.take_unconfirmed()
+
 
 @pytest.fixture()
 def rt(monkeypatch):
@@ -107,7 +112,6 @@ def rt(monkeypatch):
 
     table = FakeTable()
     monkeypatch.setattr(agents, "dossier_table", table)
-    monkeypatch.setattr(agents, "_set_table", lambda key, value, event: table.__setitem__(key, value))
     for name in ("dead_letters_topic", "alerts_topic", "dossier_state_topic"):
         monkeypatch.setattr(agents, name, FakeTopic())
     monkeypatch.setattr(agents, "maybe_validate_micro_batch", lambda rt, force=False: None)
@@ -400,6 +404,32 @@ def test_a_batch_prepared_while_the_previous_is_still_being_written_builds_on_it
         rt.overlay[b"D-OTHER"] = ["stale"]
         await agents.prepare_dossier_batch(rt, [], generation=2)
         assert rt.overlay == {}
+    run(go())
+
+
+def test_a_dropped_batch_of_an_old_assignment_leaves_the_new_assignments_batches_alone(rt):
+    """Pipelining across a rebalance: A (old assignment) is still being written when C (new
+    assignment, same dossier, re-fetched from the committed offset) is prepared. A is then
+    dropped; D, prepared after that, must still build on C, not on the table."""
+    evs = dossier_events("D-REB", NOW - timedelta(days=2))
+    gate = asyncio.Event()
+    real_wait = rt.events_sink.wait_async
+
+    async def slow_wait(ticket):
+        await gate.wait()
+        return await real_wait(ticket)
+    rt.events_sink.wait_async = slow_wait
+
+    async def go():
+        a = await agents.prepare_dossier_batch(rt, as_messages(evs[:2]), generation=1)
+        c = await agents.prepare_dossier_batch(rt, as_messages(evs[:2]), generation=2)
+        gate.set()
+        with pytest.raises(agents.Rebalanced):
+            await a.finish(owned=lambda: False)
+        d = await agents.prepare_dossier_batch(rt, as_messages(evs[2:], 2), generation=2)
+        await c.finish()
+        await d.finish()
+        assert [x[0] for x in rt.table[b"D-REB"]] == [e.event_id for e in evs]
     run(go())
 
 
