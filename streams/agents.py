@@ -459,6 +459,7 @@ async def _run_batches(inbox, prepare, in_flight: int = 1) -> None:
             t1 = time.monotonic()
             waits["wait_input"] += t1 - t0
             if not inbox.owns(batch):
+                inbox.forget(batch.messages)
                 continue
             prepared = await prepare(rt, batch.messages, batch.generation)
             t2 = time.monotonic()

@@ -295,6 +295,32 @@ def test_inbox_batches_by_size_and_time_and_waits_when_full():
     run(go())
 
 
+def test_a_revocation_voids_what_the_inbox_held_took_or_was_about_to_take():
+    """Fetched messages waiting for room when the inbox is cleared are dropped, not added
+    after the clear (they would be processed while the ones cleared before them are not);
+    batches taken before the clear are no longer owned."""
+    from streams.batching import Inbox
+    app = FakeApp()
+
+    async def go():
+        box = Inbox(app, "t.dossier-events", max_buffered=2)
+        app.flow_control.manage_queue(box)
+        await box.put([1, 2], generation=1)
+        taken = await box.take(1, within=0)
+        await box.put([3], generation=1)
+        waiting = asyncio.ensure_future(box.put([4, 5], generation=1))   # inbox full: waits
+        await asyncio.sleep(0.02)
+        app.flow_control.suspend()
+        app.flow_control.clear()                   # the revocation
+        assert await asyncio.wait_for(waiting, 1) is False
+        assert len(box) == 0 and not box.owns(taken)
+        app.flow_control.resume()
+        assert await box.put([6], generation=1) is True
+        b = await box.take(5, within=0)
+        assert b.messages == [6] and box.owns(b)
+    run(go())
+
+
 def test_batch_loop_acks_only_after_processing_and_drops_reassigned_batches(rt, monkeypatch):
     """The real batch loop of the worker (``_run_batches``) over an inbox, without a broker."""
     from streams.batching import Inbox
