@@ -116,7 +116,7 @@ def _same(col, a, b) -> bool:
     return a == b
 
 
-def _diagnose(client, codes, worker, events=()) -> str:
+def _diagnose(client, codes, workers, events=()) -> str:
     """What a failure needs to be understood: where the affected dossiers' events are in
     Kafka and ClickHouse, and the workers' warnings."""
     codes = sorted(codes)
@@ -134,7 +134,7 @@ def _diagnose(client, codes, worker, events=()) -> str:
         by_part = Counter(DefaultPartitioner()(e.key, parts, parts) for e in events
                           if e.topic == "dossier-events" and e.key in wanted)
         lines.append(f"their events in Kafka by partition: {dict(sorted(by_part.items()))}")
-    for path in worker.logs:
+    for path in [p for w in workers for p in w.logs]:
         try:
             text = path.read_text(errors="replace").splitlines()
         except OSError:
@@ -146,25 +146,29 @@ def _diagnose(client, codes, worker, events=()) -> str:
     return "\n".join(lines)
 
 
-def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
-    from expectations.checks import Checker
-    from schemas.reference import load_reference
+def simulated_month(settings, tmp_path, name: str, scale: float = 0.1, batch: int = 300):
+    """Isolated settings and a simulated month (a few thousand dossiers at scale 0.1) with
+    duplicates, out-of-order events and malformed messages."""
     from simulator.model import Anomaly, SimConfig, generate
-    from sinks.client import get_client
-    from sinks.rows import DOSSIER_STATE_COLUMNS
-    from streams.core import DossierLogic, compact, merge
-    from tests.support.worker import start_worker
-
-    s = isolated(settings, tmp_path, "exact", stream_batch_size=300, stream_batch_window_s=0.1)
+    s = isolated(settings, tmp_path, name, stream_batch_size=batch, stream_batch_window_s=0.1)
     start = datetime.now(VN).date() - timedelta(days=40)
-    cfg = SimConfig(start=start, days=30, scale=0.1, seed=20261123, anomalies=(
+    cfg = SimConfig(start=start, days=30, scale=scale, seed=20261123, anomalies=(
         Anomaly("duplicates", share=0.03), Anomaly("out_of_order", share=0.03), Anomaly("malformed", share=0.005)))
     events = list(generate(cfg))
     n_dossier_msgs = sum(1 for e in events if e.topic == "dossier-events")
     assert n_dossier_msgs > 8000, n_dossier_msgs
+    return s, events
 
-    # offsets traced in the worker logs: a failure here must be explainable from them
-    worker = start_worker(s, {"PULSE_TRACE_OFFSETS": "1"}, log_path=tmp_path / "worker.log")
+
+def start_traced(s, tmp_path, name: str = "worker"):
+    """A worker whose input offsets are traced in its log: a failure must be explainable."""
+    from tests.support.worker import start_worker
+    return start_worker(s, {"PULSE_TRACE_OFFSETS": "1"}, log_path=tmp_path / f"{name}.log")
+
+
+def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
+    s, events = simulated_month(settings, tmp_path, "exact")
+    worker = start_traced(s, tmp_path)
     try:
         chunks = [events[i * len(events) // 4:(i + 1) * len(events) // 4] for i in range(4)]
         kills = 0
@@ -184,6 +188,48 @@ def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
         status = worker.status()
     finally:
         worker.stop()
+    summary = assert_exact(s, events, [worker])
+    print(f"\n{summary}, {kills} kills; last worker metrics {status and status.get('metrics')}")
+
+
+def test_two_workers_rebalancing_over_a_backlog_then_exact_aggregates(settings, tmp_path):
+    """The whole month is in the topic before any worker starts, so inboxes are full and
+    fetches wait for room when the partitions move: a second worker joins mid-stream, the
+    first is killed, then restarted (three rebalances while batches are in flight)."""
+    # small batches: slow enough that the second worker joins while the first is mid-way
+    s, events = simulated_month(settings, tmp_path, "rebal", scale=0.2, batch=40)
+    produce(s, events)
+    n = len(events)
+    a = start_traced(s, tmp_path, "worker-a")
+    b = None
+    try:
+        b = start_traced(s, tmp_path, "worker-b")       # rebalance 1: the partitions split
+        done_before_split = processed(a)
+        deadline = time.monotonic() + 120
+        while processed(a) + processed(b) < n // 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        a.kill()                                         # rebalance 2: b takes everything
+        time.sleep(2)
+        a.start()                                        # rebalance 3: split again
+        wait_consumed(s, b)
+        assert done_before_split < n // 2, "the first worker finished before the second joined"
+        assert processed(b) > 0
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
+    print("\n" + assert_exact(s, events, [a, b]))
+
+
+def assert_exact(s, events, workers) -> str:
+    """ClickHouse equals a batch recomputation from the raw events with the same rules:
+    dossier_state (FINAL) column by column, the board view per unit x channel, distinct raw
+    events, ratings and dead letters. Returns a one-line summary."""
+    from expectations.checks import Checker
+    from schemas.reference import load_reference
+    from sinks.client import get_client
+    from sinks.rows import DOSSIER_STATE_COLUMNS
+    from streams.core import DossierLogic, compact, merge
 
     # ---- batch recomputation from the raw events, with the same rules ----
     ref = load_reference()
@@ -212,7 +258,7 @@ def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
     try:
         got = {r[0]: r for r in client.query(
             f"SELECT {', '.join(DOSSIER_STATE_COLUMNS)} FROM dossier_state FINAL").result_rows}
-        assert set(got) == set(expected), _diagnose(client, set(expected) - set(got), worker, events)
+        assert set(got) == set(expected), _diagnose(client, set(expected) - set(got), workers, events)
         idx = {c: i for i, c in enumerate(DOSSIER_STATE_COLUMNS)}
         mismatches = []
         for code, st in expected.items():
@@ -224,7 +270,7 @@ def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
                     continue
                 if not _same(col, row[i], st.row[i]):
                     mismatches.append((code, col, row[i], st.row[i]))
-        assert not mismatches, (mismatches[:20], _diagnose(client, {m[0] for m in mismatches}, worker, events))
+        assert not mismatches, (mismatches[:20], _diagnose(client, {m[0] for m in mismatches}, workers, events))
 
         # the board view vs the recomputation, per unit x channel (board aggregates refreshed now)
         from sinks.migrate import refresh_board_aggregates
@@ -252,8 +298,8 @@ def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
         assert client.query("SELECT count() FROM dead_letters FINAL").result_rows[0][0] == rejected
         outcomes = Counter(st.judgement.outcome.value for st in expected.values())
         assert outcomes["late"] and outcomes["early"] and outcomes[""], outcomes
-        print(f"\n{len(events)} messages, {len(expected)} dossiers, outcomes {dict(outcomes)}, "
-              f"{rejected} dead letters, {kills} kills; last worker metrics {status and status.get('metrics')}")
+        return (f"{len(events)} messages, {len(expected)} dossiers, outcomes {dict(outcomes)}, "
+                f"{rejected} dead letters")
     finally:
         client.close()
 
