@@ -71,7 +71,7 @@ class Metrics:
         self.last_batch_s = 0.0
         # CPU-side time per stage of the dossier batches (where a batch's time goes)
         self.stage_s = {"validate": 0.0, "apply": 0.0, "write_wait": 0.0, "kafka_side": 0.0,
-                        "wait_input": 0.0, "wait_finish": 0.0}
+                        "wait_input": 0.0, "wait_finish": 0.0, "ack_wait": 0.0}
         self._prev = (time.monotonic(), 0)
         self._sinks: list = []
 
@@ -275,7 +275,9 @@ class PreparedDossierBatch:
             if overlay.get(key) is merged:
                 del overlay[key]
 
-    async def finish(self, owned=lambda: True) -> None:
+    async def finish(self, owned=lambda: True) -> list:
+        """ClickHouse has the batch, then the table and Kafka outputs. Returns the Kafka
+        sends, which the broker must acknowledge before the batch is acked (_confirmed)."""
         rt, now = self.rt, self.now
         t2 = time.monotonic()
         await _wait_writes(self.tickets)
@@ -298,7 +300,6 @@ class PreparedDossierBatch:
                                                            value=json.dumps(st.row, default=str).encode()))
         for st in self.states:
             rt.index(st, now)
-        await _confirmed(sent)
 
         m = rt.metrics
         t4 = time.monotonic()
@@ -326,6 +327,7 @@ class PreparedDossierBatch:
             m.freshness_ms[tp] = int((done - t).total_seconds() * 1000)
         m.last_batch_s = time.monotonic() - self.t0
         maybe_validate_micro_batch(rt)
+        return sent
 
 
 async def prepare_dossier_batch(rt: Runtime, messages, generation=None) -> PreparedDossierBatch:
@@ -386,7 +388,7 @@ async def process_dossier_batch(rt: Runtime, messages, owned=lambda: True) -> No
     """One batch start to end: prepare, then finish (``owned()`` False after the ClickHouse
     writes -> Rebalanced, the table left alone)."""
     prepared = await prepare_dossier_batch(rt, messages)
-    await prepared.finish(owned)
+    await _confirmed(await prepared.finish(owned))
 
 
 def maybe_validate_micro_batch(rt: Runtime, force: bool = False) -> None:
@@ -443,13 +445,17 @@ def _crash(what: str) -> None:
 
 
 async def _run_batches(inbox, prepare, in_flight: int = 1) -> None:
-    """Two stages, so that the CPU work of one batch overlaps the ClickHouse write of the
-    previous ones: this loop takes a batch and ``prepare``s it (validate, apply in memory,
-    hand rows to the sinks); ``_finish_batches`` waits for its rows in ClickHouse, updates
-    the table and acks it, in order. At most ``in_flight`` prepared batches wait."""
+    """Three stages, so that the CPU work of one batch overlaps the waits of the previous
+    ones: this loop takes a batch and ``prepare``s it (validate, apply in memory, hand rows
+    to the sinks); ``_finish_batches`` waits for its rows in ClickHouse, then updates the
+    table and sends its Kafka outputs; ``_ack_batches`` waits for the broker's
+    acknowledgements of those and acks the batch. All in order; at most ``in_flight``
+    batches wait between two stages."""
     rt = runtime()
     queue: asyncio.Queue = asyncio.Queue(maxsize=max(1, in_flight))
-    finisher = asyncio.ensure_future(_finish_batches(inbox, queue))
+    acks: asyncio.Queue = asyncio.Queue(maxsize=max(1, in_flight))
+    finisher = asyncio.ensure_future(_finish_batches(inbox, queue, acks))
+    acker = asyncio.ensure_future(_ack_batches(inbox, acks))
     waits = rt.metrics.stage_s
     size, window = settings.stream_batch_size, settings.stream_batch_window_s
     try:
@@ -467,26 +473,42 @@ async def _run_batches(inbox, prepare, in_flight: int = 1) -> None:
             waits["wait_finish"] += time.monotonic() - t2
     except asyncio.CancelledError:
         finisher.cancel()
+        acker.cancel()
         raise
     except BaseException:  # noqa: BLE001
         _crash("batch processing")
 
 
-async def _finish_batches(inbox, queue: asyncio.Queue) -> None:
+async def _finish_batches(inbox, queue: asyncio.Queue, acks: asyncio.Queue) -> None:
     try:
         while True:
             batch, prepared = await queue.get()
             try:
-                await prepared.finish(owned=lambda: inbox.owns(batch))
+                sent = await prepared.finish(owned=lambda: inbox.owns(batch))
             except Rebalanced:
                 log.info("pulse: batch of %d messages dropped: partitions reassigned meanwhile", len(batch))
                 inbox.forget(batch.messages)
                 continue
-            inbox.ack(batch)
+            await acks.put((batch, sent))
     except asyncio.CancelledError:
         raise
     except BaseException:  # noqa: BLE001
         _crash("finishing a batch")
+
+
+async def _ack_batches(inbox, acks: asyncio.Queue) -> None:
+    waits = runtime().metrics.stage_s
+    try:
+        while True:
+            batch, sent = await acks.get()
+            t0 = time.monotonic()
+            await _confirmed(sent)
+            waits["ack_wait"] += time.monotonic() - t0
+            inbox.ack(batch)
+    except asyncio.CancelledError:
+        raise
+    except BaseException:  # noqa: BLE001
+        _crash("confirming a batch")
 
 
 @app.task
@@ -507,14 +529,14 @@ class PreparedRatingBatch:
             rt, messages, accepted, dead, rows, tickets
         self.ids = ids       # rating ids this batch writes (not yet "seen" until it is finished)
 
-    async def finish(self, owned=lambda: True) -> None:
+    async def finish(self, owned=lambda: True) -> list:
         rt = self.rt
         await _wait_writes(self.tickets)
         if not owned():
             for rid in self.ids:
                 rt.ratings_in_flight.pop(rid, None)
             raise Rebalanced()
-        await _confirmed(await _send_dead_letters(self.dead))
+        sent = await _send_dead_letters(self.dead)
         # only now are these ratings done: a batch dropped before this point must not make
         # its re-delivered messages look like duplicates
         seen, cap = rt.recent_ratings, int(tunable(settings, "rating_recent_ids"))
@@ -532,6 +554,7 @@ class PreparedRatingBatch:
         for msg in self.messages:
             m.events[(msg.topic, msg.partition)] += 1
         maybe_validate_micro_batch(rt)
+        return sent
 
 
 async def prepare_rating_batch(rt: Runtime, messages, generation=None) -> PreparedRatingBatch:
@@ -561,7 +584,7 @@ async def prepare_rating_batch(rt: Runtime, messages, generation=None) -> Prepar
 
 async def process_rating_batch(rt: Runtime, messages, owned=lambda: True) -> None:
     prepared = await prepare_rating_batch(rt, messages)
-    await prepared.finish(owned)
+    await _confirmed(await prepared.finish(owned))
 
 
 @app.task

@@ -160,10 +160,10 @@ def simulated_month(settings, tmp_path, name: str, scale: float = 0.1, batch: in
     return s, events
 
 
-def start_traced(s, tmp_path, name: str = "worker"):
+def start_traced(s, tmp_path, name: str = "worker", wait: bool = True):
     """A worker whose input offsets are traced in its log: a failure must be explainable."""
     from tests.support.worker import start_worker
-    return start_worker(s, {"PULSE_TRACE_OFFSETS": "1"}, log_path=tmp_path / f"{name}.log")
+    return start_worker(s, {"PULSE_TRACE_OFFSETS": "1"}, log_path=tmp_path / f"{name}.log", wait=wait)
 
 
 def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
@@ -193,31 +193,32 @@ def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
 
 
 def test_two_workers_rebalancing_over_a_backlog_then_exact_aggregates(settings, tmp_path):
-    """The whole month is in the topic before any worker starts, so inboxes are full and
-    fetches wait for room when the partitions move: a second worker joins mid-stream, the
-    first is killed, then restarted (three rebalances while batches are in flight)."""
-    # small batches: slow enough that the second worker joins while the first is mid-way
+    """The whole month is in the topic before the workers start, so their inboxes are full
+    and fetches wait for room when partitions move: two workers start together, one is
+    killed mid-stream (the other's partitions are revoked and it takes everything), then
+    restarted (revoked and split again)."""
+    # small batches: the backlog lasts long enough for the rebalances to happen mid-stream
     s, events = simulated_month(settings, tmp_path, "rebal", scale=0.2, batch=40)
     produce(s, events)
     n = len(events)
-    a = start_traced(s, tmp_path, "worker-a")
-    b = None
+    a = start_traced(s, tmp_path, "worker-a", wait=False)
+    b = start_traced(s, tmp_path, "worker-b", wait=False)
     try:
-        b = start_traced(s, tmp_path, "worker-b")       # rebalance 1: the partitions split
-        done_before_split = processed(a)
+        a.wait_ready()
+        b.wait_ready()
         deadline = time.monotonic() + 120
-        while processed(a) + processed(b) < n // 2 and time.monotonic() < deadline:
+        while processed(a) + processed(b) < n // 3 and time.monotonic() < deadline:
             time.sleep(0.02)
-        a.kill()                                         # rebalance 2: b takes everything
+        at_kill = processed(a) + processed(b)
+        a.kill()
         time.sleep(2)
-        a.start()                                        # rebalance 3: split again
+        a.start()
         wait_consumed(s, b)
-        assert done_before_split < n // 2, "the first worker finished before the second joined"
+        assert at_kill < n, "the backlog was consumed before the kill: no mid-stream rebalance"
         assert processed(b) > 0
     finally:
         a.stop()
-        if b is not None:
-            b.stop()
+        b.stop()
     print("\n" + assert_exact(s, events, [a, b]))
 
 
