@@ -333,10 +333,7 @@ def test_batch_loop_acks_only_after_processing_and_drops_reassigned_batches(rt, 
         box = Inbox(app, "t.dossier-events", max_buffered=100)
         loop_task = asyncio.ensure_future(agents._run_batches(box, agents.prepare_dossier_batch))
         await box.put(msgs, generation=1)
-        for _ in range(100):
-            if app.consumer.acked:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: app.consumer.acked)
         assert app.consumer.acked == msgs
         assert rt.state_sink.rows and rt.state_sink.rows[-1][0] == "D-TC"
         # a batch whose partitions were reassigned while it was written: not acked, table untouched
@@ -374,18 +371,12 @@ def test_a_batch_is_acked_only_once_the_broker_has_its_changelog(rt, monkeypatch
         box = Inbox(app, "t.dossier-events", max_buffered=100)
         loop_task = asyncio.ensure_future(agents._run_batches(box, agents.prepare_dossier_batch))
         await box.put(msgs, generation=1)
-        for _ in range(100):
-            if rt.table.sends:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: rt.table.sends)
         await asyncio.sleep(0.1)
         assert b"D-CL" in rt.table and app.consumer.acked == []   # set, sent, not yet confirmed
         for fut in rt.table.sends:
             fut.set_result(None)
-        for _ in range(100):
-            if app.consumer.acked:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: app.consumer.acked)
         assert app.consumer.acked == msgs
         loop_task.cancel()
     run(go())
@@ -404,10 +395,16 @@ def test_gx_micro_batch_sees_every_contract_valid_event_including_rejected_ones(
     assert len(rt.dead_sink.rows) == 2   # the unknown unit and the broken bytes
 
 
-def test_a_batch_prepared_while_the_previous_is_still_being_written_builds_on_it(rt):
-    """Pipelining: batch B is applied in memory on top of batch A, whose ClickHouse write is
-    still in flight (A is not in the table yet); finishing A then B leaves the union."""
-    evs = dossier_events("D-PIPE", NOW - timedelta(days=2))
+async def eventually(cond, seconds: float = 2.0) -> None:
+    """Wait (polling) until ``cond()`` is true, at most ``seconds``; the assertions follow."""
+    for _ in range(int(seconds / 0.02)):
+        if cond():
+            return
+        await asyncio.sleep(0.02)
+
+
+def hold_clickhouse_writes(rt) -> asyncio.Event:
+    """The dossier events' ClickHouse writes stay in flight until the returned event is set."""
     gate = asyncio.Event()
     real_wait = rt.events_sink.wait_async
 
@@ -415,6 +412,14 @@ def test_a_batch_prepared_while_the_previous_is_still_being_written_builds_on_it
         await gate.wait()
         return await real_wait(ticket)
     rt.events_sink.wait_async = slow_wait
+    return gate
+
+
+def test_a_batch_prepared_while_the_previous_is_still_being_written_builds_on_it(rt):
+    """Pipelining: batch B is applied in memory on top of batch A, whose ClickHouse write is
+    still in flight (A is not in the table yet); finishing A then B leaves the union."""
+    evs = dossier_events("D-PIPE", NOW - timedelta(days=2))
+    gate = hold_clickhouse_writes(rt)
 
     async def go():
         a = await agents.prepare_dossier_batch(rt, as_messages(evs[:2]), generation=1)
@@ -438,13 +443,7 @@ def test_a_dropped_batch_of_an_old_assignment_leaves_the_new_assignments_batches
     assignment, same dossier, re-fetched from the committed offset) is prepared. A is then
     dropped; D, prepared after that, must still build on C, not on the table."""
     evs = dossier_events("D-REB", NOW - timedelta(days=2))
-    gate = asyncio.Event()
-    real_wait = rt.events_sink.wait_async
-
-    async def slow_wait(ticket):
-        await gate.wait()
-        return await real_wait(ticket)
-    rt.events_sink.wait_async = slow_wait
+    gate = hold_clickhouse_writes(rt)
 
     async def go():
         a = await agents.prepare_dossier_batch(rt, as_messages(evs[:2]), generation=1)
