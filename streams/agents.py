@@ -15,16 +15,18 @@ Reading order:
 * ``record_pipeline_metrics`` (timer): lag, freshness, events/s -> ``pipeline_metrics``.
 
 Exactness under kill -9 (Faust is at-least-once):
-1. ClickHouse writes of a batch complete BEFORE the table update and before the batch's
-   messages are acked (``Inbox.ack`` after the batch is processed), and Faust flushes the
-   producer (changelog) before it commits offsets. So committed offsets => rows in
-   ClickHouse and changelog written; the changelog never holds a state ClickHouse lacks.
+1. ClickHouse writes of a batch complete BEFORE the table update, and the batch's
+   messages are acked (``Inbox.ack``) only once the broker has acknowledged its changelog,
+   dead letters and alerts (``_ack_batches``; Faust's own pre-commit flush gives up after
+   0.1 s). So committed offsets => rows in ClickHouse and changelog written; the changelog
+   never holds a state ClickHouse lacks.
 2. A replay re-applies events: those in the applied set are no-ops; the others produce the
    same rows with the same deterministic versions (streams.core) -> ReplacingMergeTree
    keeps one. While ClickHouse is down the sink blocks the agent: nothing is acked.
 3. Any exception in a batch crashes the worker instead of acking a half-processed batch.
-4. A batch fetched before a rebalance is not applied to the table nor acked after it
-   (``Inbox.owns``): its partitions may belong to another worker now, which replays them.
+4. A batch fetched before a rebalance is not applied to the table after it (``Inbox.owns``:
+   same consumer generation, inbox not cleared since): its partitions may belong to another
+   worker now, which replays them.
 """
 from __future__ import annotations
 
