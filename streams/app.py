@@ -108,7 +108,7 @@ ratings_inbox = app.inbox(ratings_topic, max_buffered=4 * settings.stream_batch_
 
 
 class DurableTable(faust.Table):
-    """A Faust table whose changelog writes can be awaited, and written in bulk.
+    """A Faust table whose batch writes return awaitable changelog sends (``put_many``).
 
     Why awaited: a batch's offsets may be committed only once its table changes are in the
     changelog, or a crash leaves committed input whose effect the recovered table has lost
@@ -123,20 +123,6 @@ class DurableTable(faust.Table):
     batch's changes go straight to the store and to the producer instead, as the same
     changelog records (key, JSON value, the source message's partition) that Faust's
     recovery reads back."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._unconfirmed: list = []
-
-    def send_changelog(self, *args, **kwargs):
-        fut = super().send_changelog(*args, **kwargs)
-        self._unconfirmed.append(fut)
-        return fut
-
-    def take_unconfirmed(self) -> list:
-        """The changelog sends made since the last call (futures resolved by the broker's ack)."""
-        futs, self._unconfirmed = self._unconfirmed, []
-        return futs
 
     async def put_many(self, items) -> list:
         """``table[key] = value`` for each ``(key, value, partition)``; returns the changelog

@@ -59,29 +59,23 @@ class FakeTopic:
 
 
 class FakeTable(dict):
-    """The dossier table: every set is a changelog send, confirmed at once unless ``hold``."""
+    """The dossier table: every put is a changelog send, confirmed at once unless ``hold``."""
 
     def __init__(self):
         super().__init__()
         self.hold = False
-        self.unconfirmed, self.sends = [], []
-
-    def __setitem__(self, key, value):
-        super().__setitem__(key, value)
-        fut = asyncio.get_running_loop().create_future()
-        if not self.hold:
-            fut.set_result(None)
-        self.unconfirmed.append(fut)
-        self.sends.append(fut)
-
-    def take_unconfirmed(self):
-        futs, self.unconfirmed = self.unconfirmed, []
-        return futs
+        self.sends = []
 
     async def put_many(self, items):
+        futs = []
         for key, value, _partition in items:
             self[key] = value
-        return self.take_unconfirmed()
+            fut = asyncio.get_running_loop().create_future()
+            if not self.hold:
+                fut.set_result(None)
+            futs.append(fut)
+        self.sends += futs
+        return futs
 
 
 @pytest.fixture()
