@@ -22,25 +22,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from rules import lifecycle
 from rules.lifecycle import DossierFacts, EventFacts, Round, fold, fold_rows
+# compact event layout: rules.lifecycle's event rows, so DossierLogic folds the stored lists as they are
+from rules.lifecycle import (FLAG_DIGITISED as F_DIGITISED, FLAG_ERESULT as F_ERESULT,
+                             FLAG_VNEID as F_VNEID, ROW_CHANNEL as CHANNEL, ROW_FIELD as FIELD,
+                             ROW_FINISHED as FIN, ROW_FLAGS as FLAGS, ROW_ID as ID, ROW_PAID as PAID,
+                             ROW_PROCEDURE as PROC, ROW_PROMISED as PROM, ROW_RECEIVED as REC,
+                             ROW_REFUSED as REF, ROW_RETURNED as RET, ROW_STATUS as STATUS,
+                             ROW_SUBMITTED as SUB, ROW_SUPPLEMENTS as SUPP, ROW_TIME as T, ROW_UNIT as UNIT)
 from rules.timeliness import Judgement, Outcome, is_overdue, judge
 
 VN = timezone(timedelta(hours=7))
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-# compact event layout
-ID, T, STATUS, UNIT, PROC, FIELD, CHANNEL, SUB, REC, PROM, FIN, RET, REF, SUPP, FLAGS, PAID = range(16)
-F_DIGITISED, F_ERESULT, F_VNEID = 1, 2, 4
-# ... which is the layout of rules.lifecycle's event rows: DossierLogic folds the stored lists as they are
-if (ID, T, STATUS, UNIT, PROC, FIELD, CHANNEL, SUB, REC, PROM, FIN, RET, REF, SUPP, FLAGS, PAID, F_DIGITISED,
-        F_ERESULT, F_VNEID) != (
-        lifecycle.ROW_ID, lifecycle.ROW_TIME, lifecycle.ROW_STATUS, lifecycle.ROW_UNIT, lifecycle.ROW_PROCEDURE,
-        lifecycle.ROW_FIELD, lifecycle.ROW_CHANNEL, lifecycle.ROW_SUBMITTED, lifecycle.ROW_RECEIVED,
-        lifecycle.ROW_PROMISED, lifecycle.ROW_FINISHED, lifecycle.ROW_RETURNED, lifecycle.ROW_REFUSED,
-        lifecycle.ROW_SUPPLEMENTS, lifecycle.ROW_FLAGS, lifecycle.ROW_PAID, lifecycle.FLAG_DIGITISED,
-        lifecycle.FLAG_ERESULT, lifecycle.FLAG_VNEID):  # pragma: no cover - a layout edited on one side only
-    raise ImportError("streams.core's compact layout differs from rules.lifecycle's event rows")
 
 
 def to_ms(t: datetime | None) -> int | None:
