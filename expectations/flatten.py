@@ -82,11 +82,18 @@ def _scalar(v: Any) -> Any:
 
 
 def _ahead(times: list[datetime | None], ingest: datetime | None, now: datetime) -> float | None:
-    ref = ingest if ingest is not None else _time(now)
-    present = [t for t in times if t is not None]
-    if not present or ref is None:
-        return None
-    return (max(present) - ref).total_seconds()
+    return _seconds_ahead(max((t for t in times if t is not None), default=None), ingest, now)
+
+
+def _seconds_ahead(latest: datetime | None, ingest: datetime | None, now: Any) -> float | None:
+    """How far ``latest`` is ahead of the ingest time (else of ``now``), in seconds."""
+    if ingest is not None:
+        ref = ingest
+    elif type(now) is datetime and now.tzinfo is not None:
+        ref = now                  # what _time(now) returns, without the call (hot path)
+    else:
+        ref = _time(now)
+    return None if latest is None or ref is None else (latest - ref).total_seconds()
 
 
 def flatten_dossier(ev: Any, now: datetime) -> dict:
@@ -192,13 +199,7 @@ def _flatten_dossier_model(ev: Any, now: datetime) -> dict:
         t = s.resumed_at
         if t is not None and (latest is None or t > latest):
             latest = t
-    if ingest_time is not None:
-        ref = ingest_time
-    elif type(now) is datetime and now.tzinfo is not None:
-        ref = now
-    else:
-        ref = _time(now)
-    row["seconds_ahead_of_ingest"] = None if latest is None or ref is None else (latest - ref).total_seconds()
+    row["seconds_ahead_of_ingest"] = _seconds_ahead(latest, ingest_time, now)
     return row
 
 
@@ -263,13 +264,7 @@ def _flatten_rating_model(ev: Any, now: datetime) -> dict:
             row[col] = None if v is None else (int(v) if type(v) is RatingLevel else _scalar(v))
     row["event_time"] = event_time
     row["ingest_time"] = ingest_time
-    if ingest_time is not None:
-        ref = ingest_time
-    elif type(now) is datetime and now.tzinfo is not None:
-        ref = now
-    else:
-        ref = _time(now)
-    row["seconds_ahead_of_ingest"] = None if event_time is None or ref is None else (event_time - ref).total_seconds()
+    row["seconds_ahead_of_ingest"] = _seconds_ahead(event_time, ingest_time, now)
     return row
 
 
