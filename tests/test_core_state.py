@@ -18,7 +18,7 @@ from rules.calendar import WorkingCalendar, default_calendar
 from rules.timeliness import is_overdue, judge
 from streams.core import DossierLogic, compact, facts_of, merge
 from tests.test_calendar import reference_working_days_between
-from tests.test_lifecycle import random_events, reference_fold
+from tests.test_lifecycle import ms_rows, random_events, reference_fold
 
 VN = timezone(timedelta(hours=7))
 
@@ -59,10 +59,6 @@ def assert_same(st, ref):
     assert repr(st.facts) == repr(f) and st.facts == f
     assert repr(st.judgement) == repr(j) and st.judgement == j
     assert (st.overdue, st.version) == (overdue, version)
-
-
-def _ms(t):
-    return None if t is None else int(t.timestamp() * 1000)
 
 
 def test_state_of_simulated_streams_is_the_reference(calendars):
@@ -111,13 +107,7 @@ def test_state_of_messy_compact_lists_is_the_reference(calendars):
     for k in range(2000):
         t0 = datetime(2026, 4, 27, 8, 0, tzinfo=VN) + timedelta(days=rng.randrange(60), minutes=rng.randrange(600))
         events = random_events(rng, code=f"D{k}", t0=t0)
-        rows = [[e.event_id, _ms(e.event_time), e.status, e.unit_code, e.procedure_code, e.procedure_field,
-                 e.channel, _ms(e.submitted_at), _ms(e.received_at), _ms(e.promised_at), _ms(e.finished_at),
-                 _ms(e.returned_at), _ms(e.refused_at),
-                 [[_ms(r.requested_at), _ms(r.resumed_at), _ms(r.old_promised_at), _ms(r.new_promised_at)]
-                  for r in e.supplements],
-                 (1 if e.digitised else 0) | (2 if e.electronic_result else 0) | (4 if e.vneid else 0),
-                 e.paid_online] for e in events]
+        rows = ms_rows(events)
         now = t0 + timedelta(days=rng.choice((0, 2, 10, 40)))
         assert_same(logic.state(f"D{k}", rows, now, now),
                     reference_state(f"D{k}", rows, now, ref_cal, logic.legal_days))

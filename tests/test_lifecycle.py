@@ -196,26 +196,31 @@ def test_one_pass_fold_matches_the_field_by_field_reference():
     assert fold("D0", []) is None and reference_fold("D0", []) is None
 
 
+def _ms(t):
+    return None if t is None else int(t.timestamp() * 1000)
+
+
+def ms_rows(events) -> list[list]:
+    """EventFacts as the stream stores them: event rows with epoch-millisecond times."""
+    return [[e.event_id, _ms(e.event_time), e.status, e.unit_code, e.procedure_code, e.procedure_field,
+             e.channel, _ms(e.submitted_at), _ms(e.received_at), _ms(e.promised_at), _ms(e.finished_at),
+             _ms(e.returned_at), _ms(e.refused_at),
+             [[_ms(r.requested_at), _ms(r.resumed_at), _ms(r.old_promised_at), _ms(r.new_promised_at)]
+              for r in e.supplements],
+             (1 if e.digitised else 0) | (2 if e.electronic_result else 0) | (4 if e.vneid else 0),
+             e.paid_online] for e in events]
+
+
 def test_fold_rows_on_millisecond_keys_matches_the_fold_on_datetimes():
     """The stream folds rows whose times are epoch milliseconds, turned into datetimes by
     ``when`` at the end: same facts as folding the datetimes themselves."""
     rng = random.Random(7)
 
-    def ms(t):
-        return None if t is None else int(t.timestamp() * 1000)
-
     def when(v):
         return datetime.fromtimestamp(v / 1000, VN)
     for k in range(1000):
         events = random_events(rng, code=f"D{k}")
-        rows = [[e.event_id, ms(e.event_time), e.status, e.unit_code, e.procedure_code, e.procedure_field,
-                 e.channel, ms(e.submitted_at), ms(e.received_at), ms(e.promised_at), ms(e.finished_at),
-                 ms(e.returned_at), ms(e.refused_at),
-                 [[ms(r.requested_at), ms(r.resumed_at), ms(r.old_promised_at), ms(r.new_promised_at)]
-                  for r in e.supplements],
-                 (1 if e.digitised else 0) | (2 if e.electronic_result else 0) | (4 if e.vneid else 0),
-                 e.paid_online] for e in events]
-        got = fold_rows(f"D{k}", rows, when)
+        got = fold_rows(f"D{k}", ms_rows(events), when)
         ref = reference_fold(f"D{k}", events)
         assert got == ref and repr(got) == repr(ref)
 
