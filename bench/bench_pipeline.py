@@ -248,9 +248,15 @@ def profile_batch_path(n_events: int = 20_000) -> str:
     rt.overdue_heap, rt.warn_heap, rt.gx_rows, rt.gx_task, rt.gx_last = [], [], {"dossier_events": [], "ratings": []}, None, 0.0
     rt.recent_ratings = OrderedDict()
     rt.overlay, rt.overlay_generation = {}, None
-    table = {}
-    agents.dossier_table = table
-    agents._set_table = lambda k, v, e: table.__setitem__(k, v)
+    class Table(dict):
+        def reader(self):
+            return self.get
+
+        async def put_many(self, items):
+            for key, value, _partition in items:
+                self[key] = value
+            return []
+    agents.dossier_table = Table()
     agents.dead_letters_topic = agents.alerts_topic = Topic()
     agents.maybe_validate_micro_batch = lambda rt, force=False: None
 

@@ -124,6 +124,17 @@ class DurableTable(faust.Table):
     changelog records (key, JSON value, the source message's partition) that Faust's
     recovery reads back."""
 
+    def reader(self):
+        """``key -> value or None`` for the batch path: the memory store's own dict lookup,
+        without ``table.get``'s layers (Mapping.get, the table's and the store's
+        ``__getitem__``, the get sensors), ~3 µs per dossier of a worker's ~55 µs per event.
+        Other stores (RocksDB) go through ``get`` as before."""
+        from faust.stores.memory import Store as MemoryStore
+        store = self.data
+        if isinstance(store, MemoryStore) and isinstance(getattr(store, "data", None), dict):
+            return store.data.get
+        return self.get
+
     async def put_many(self, items) -> list:
         """``table[key] = value`` for each ``(key, value, partition)``; returns the changelog
         sends' futures (resolved by the broker's ack)."""
