@@ -35,6 +35,7 @@ import gc
 import hashlib
 import heapq
 import logging
+import operator
 import os
 import socket
 import time
@@ -46,10 +47,16 @@ from faust.web import Request, Response, View
 from streams import batching
 from streams.app import (alerts_topic, app, dead_letters_topic, dossier_events_topic, dossier_inbox,
                          dossier_state_topic, dossier_table, ratings_inbox, ratings_topic, settings, tunable)
-from streams.core import (ID, DossierLogic, deadline_alert, compact, illegal_transition_alert, merge,
+from streams.core import (ID, T, DossierLogic, deadline_alert, compact, illegal_transition_alert, merge_fresh,
                           share_alert, silence_alert, to_ms)
 
 log = logging.getLogger("motcua.streams")
+_TOPIC_PARTITION = operator.attrgetter("topic", "partition")
+# Events validated (a quarter as many dossiers applied) between two yields to the event loop
+# while a batch is prepared. The loop also runs the producer's and the sinks' I/O and the
+# finishing and acking of earlier batches: run through in one go (~0.1 s of CPU per
+# 2,000-event batch) a batch held all of them up that long.
+_SLICE = 256
 UTC = timezone.utc
 
 
@@ -265,10 +272,12 @@ class PreparedDossierBatch:
     """A dossier batch validated and applied in memory, its ClickHouse rows handed to the
     sinks. ``finish`` waits until ClickHouse has them, then does the Kafka side."""
 
-    def __init__(self, rt, messages, accepted, dead, updates, states, alerts, tickets, now, t0, times, counts):
+    def __init__(self, rt, messages, accepted, dead, updates, states, alerts, tickets, now, t0, times, counts,
+                 latest_ms):
         self.rt, self.messages, self.accepted, self.dead = rt, messages, accepted, dead
         self.updates, self.states, self.alerts, self.tickets = updates, states, alerts, tickets
         self.now, self.t0, self.times, self.counts = now, t0, times, counts
+        self.latest_ms = latest_ms   # (topic, partition) -> newest accepted event time (ms)
 
     def _leave_overlay(self) -> None:
         """Remove this batch's states from the overlay, unless a later batch replaced them."""
@@ -316,17 +325,12 @@ class PreparedDossierBatch:
         m.duplicates += dups
         m.dead_letters += len(self.dead)
         m.applied += applied
-        done = _utcnow()
-        for msg in self.messages:
-            m.events[(msg.topic, msg.partition)] += 1
-        maxt = {}
-        for msg, v in self.accepted:
-            tp = (msg.topic, msg.partition)
-            t = v.event.event_time
-            if tp not in maxt or t > maxt[tp]:
-                maxt[tp] = t
-        for tp, t in maxt.items():
-            m.freshness_ms[tp] = int((done - t).total_seconds() * 1000)
+        done_ms = to_ms(_utcnow())
+        events = m.events
+        for tp in map(_TOPIC_PARTITION, self.messages):
+            events[tp] += 1
+        for tp, t in self.latest_ms.items():
+            m.freshness_ms[tp] = done_ms - t
         m.last_batch_s = time.monotonic() - self.t0
         maybe_validate_micro_batch(rt)
         return sent
@@ -342,34 +346,51 @@ async def prepare_dossier_batch(rt: Runtime, messages, generation=None) -> Prepa
         rt.overlay_generation = generation
     t0 = time.monotonic()
     now = _utcnow()
-    accepted, dead = validate_dossier_events(rt, messages, now)
+    accepted, dead = [], []
+    for i in range(0, len(messages), _SLICE):
+        a, d = validate_dossier_events(rt, messages[i:i + _SLICE], now)
+        accepted += a
+        dead += d
+        await asyncio.sleep(0)
     t1 = time.monotonic()
     by_code: dict[str, list] = {}
+    latest: dict = {}           # (topic, partition) -> newest event time (ms) of the batch
     for m, v in accepted:
         ev = v.event
-        by_code.setdefault(ev.dossier_code, [m, []])[1].append((compact(ev), ev, m))
+        c = compact(ev)
+        entry = by_code.get(ev.dossier_code)
+        if entry is None:
+            by_code[ev.dossier_code] = [m, [c], [(ev, m)]]
+        else:
+            entry[1].append(c)
+            entry[2].append((ev, m))
+        tp = (m.topic, m.partition)
+        if c[T] > latest.get(tp, -1 << 62):
+            latest[tp] = c[T]
 
     event_rows, state_rows, alerts, updates, states = [], [], [], [], []
     dups = 0
     overlay = rt.overlay
-    for code, (ctx, items) in by_code.items():
+    table_get = dossier_table.reader()
+    for n, (code, (ctx, compacts, sources)) in enumerate(by_code.items(), 1):
+        if not n % (_SLICE // 4):
+            await asyncio.sleep(0)
         key = code.encode()
         current = overlay.get(key)
         if current is None:
-            current = dossier_table.get(key)
-        merged, applied, d = merge(current, (c for c, _, _ in items))
+            current = table_get(key)
+        merged, fresh, d = merge_fresh(current, compacts)
         dups += d
-        if not applied:
+        if not fresh:
             continue
-        known = {c[ID] for c in current} if current else set()
-        for c, ev, m in items:
-            if c[ID] not in known:
-                known.add(c[ID])
-                event_rows.append(dossier_event_row(ev, m.topic, m.partition, m.offset))
+        if d:  # the sources of the events applied (merge_fresh keeps the compact objects)
+            applied_ids = set(map(id, fresh))
+            sources = [src for c, src in zip(compacts, sources) if id(c) in applied_ids]
+        for ev, m in sources:
+            event_rows.append(dossier_event_row(ev, m.topic, m.partition, m.offset))
         st = rt.logic.state(code, merged, now)
         state_rows.append(st.row)
-        new_ids = {c[ID] for c, _, _ in items}
-        if st.facts.illegal_transitions and new_ids.intersection(st.facts.illegal_event_ids):
+        if st.facts.illegal_transitions and {c[ID] for c in compacts}.intersection(st.facts.illegal_event_ids):
             rt.metrics.illegal_transitions += 1
             alerts.append(illegal_transition_alert(st, now))
         if st.overdue and rt.alert_fresh(st.judgement.deadline, now):
@@ -383,7 +404,7 @@ async def prepare_dossier_batch(rt: Runtime, messages, generation=None) -> Prepa
     tickets = await _start_writes([(rt.events_sink, event_rows), (rt.state_sink, state_rows),
                                    (rt.dead_sink, dl_rows), (rt.alerts_sink, alerts)])
     return PreparedDossierBatch(rt, messages, accepted, dead, updates, states, alerts, tickets, now, t0,
-                                (t1, t2), (dups, len(event_rows)))
+                                (t1, t2), (dups, len(event_rows)), latest)
 
 
 async def process_dossier_batch(rt: Runtime, messages, owned=lambda: True) -> None:
