@@ -323,6 +323,7 @@ class ClickHouseSink:
         insert_settings: Mapping[str, Any] | None = None,
         compression: str | bool | None = None,
         name: str | None = None,
+        min_interval_s: float = 0.0,
     ) -> None:
         if max_rows <= 0 or max_buffer_rows < max_rows:
             raise ValueError("need 0 < max_rows <= max_buffer_rows")
@@ -332,6 +333,7 @@ class ClickHouseSink:
         self.key_idx = [self.columns.index(c) for c in key_columns] if key_columns else None
         self.max_rows = max_rows
         self.max_seconds = max_seconds
+        self.min_interval_s = min_interval_s
         self.max_buffer_rows = max_buffer_rows
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
@@ -349,6 +351,7 @@ class ClickHouseSink:
         self._seq_done = 0        # rows durably written so far (in order)
         self._flush_target = 0
         self._oldest: float | None = None
+        self._last_insert = float("-inf")   # when the last insert was started (monotonic)
         self._closing = False
         self._error: SinkError | None = None
         self._client = None
@@ -504,12 +507,20 @@ class ClickHouseSink:
                 if n == 0 and self._closing:
                     return None
                 if n:
-                    age = time.monotonic() - (self._oldest or time.monotonic())
+                    now = time.monotonic()
+                    age = now - (self._oldest or now)
                     due = (n >= self.max_rows or age >= self.max_seconds or self._closing
                            or self._flush_target > self._seq_done)
+                    if due and n < self.max_rows and not self._closing:
+                        # at most one insert per min_interval_s (unless max_rows are waiting)
+                        rest = self._last_insert + self.min_interval_s - now
+                        if rest > 0:
+                            self._cv.wait(rest)
+                            continue
                     if due:
                         batch = self._take_locked(min(n, self.max_rows))
                         self._inflight = len(batch)
+                        self._last_insert = now
                         self._oldest = time.monotonic() if self._buf_rows else None
                         return batch
                     self._cv.wait(self.max_seconds - age)

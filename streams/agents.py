@@ -114,7 +114,7 @@ class Runtime:
         def sink(table, max_rows=20_000, **kw):
             return ClickHouseSink(factory, table, TABLE_COLUMNS[table], key_columns=SINK_KEYS[table],
                                   max_rows=max_rows, max_seconds=0.2, max_buffer_rows=max(100_000, 4 * max_rows),
-                                  name=table, **kw)
+                                  min_interval_s=float(tunable(settings, "sink_min_interval_s")), name=table, **kw)
         self.events_sink = sink("dossier_events")
         self.state_sink = sink("dossier_state")
         self.ratings_sink = sink("ratings")

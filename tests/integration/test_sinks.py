@@ -520,6 +520,43 @@ def test_sink_async_api_backpressure_and_rejected_batch(ch_settings, client):
     assert bad.pending == 1
 
 
+def test_sink_min_interval_coalesces_flush_requests_into_fewer_inserts(ch_settings, client):
+    """Under load every finished stream batch asks its rows to be written at once; with
+    ``min_interval_s`` the sink starts at most one insert per interval (each chDB insert
+    costs ~25 ms of CPU whatever its size), so requests made meanwhile share the next
+    insert, and none waits much longer than the interval."""
+    now = datetime.now(VN)
+    rows = [_event_row(i, now) for i in range(400)]
+    for r in rows:
+        r[0] = r[0].replace("outage", "interval")
+
+    def run(min_interval: float) -> tuple[int, float]:
+        sink = ClickHouseSink(lambda: get_client(ch_settings), "dossier_events", DOSSIER_EVENT_COLUMNS,
+                              key_columns=SINK_KEYS["dossier_events"], max_rows=10_000, max_seconds=5.0,
+                              min_interval_s=min_interval)
+        worst = 0.0
+        t_end = time.monotonic() + 1.2
+        i = 0
+        while time.monotonic() < t_end:                # a batch every 50 ms, each waited for
+            t0 = time.monotonic()
+            chunk = rows[i % 400:i % 400 + 10]
+            sink.write(chunk, wait=True, timeout=30)
+            written.update(r[0] for r in chunk)
+            worst = max(worst, time.monotonic() - t0)
+            i += 10
+            time.sleep(0.05)
+        sink.close()
+        return sink.stats.batches, worst
+
+    written: set = set()
+    eager, _ = run(0.0)
+    paced, worst = run(0.5)
+    assert paced <= 4 < eager        # ~1.2 s at most one insert per 0.5 s vs one per write
+    assert worst < 0.5 + 2.0         # the interval (+ an insert) bounds each write's wait
+    assert client.query("SELECT uniqExact(event_id) FROM dossier_events WHERE event_id LIKE 'ev-interval-%'"
+                        ).result_rows[0][0] == len(written)
+
+
 def _contract_events(n: int, now: datetime) -> list:
     """DossierEvents decoded from contract JSON, as the stream gets them (pydantic's own tzinfo)."""
     import json
