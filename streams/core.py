@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from operator import itemgetter
 from datetime import datetime, timedelta, timezone
+from operator import itemgetter
 from typing import Any, Callable, Iterable, Sequence
 
 from rules.lifecycle import DossierFacts, EventFacts, Round, fold, fold_rows
@@ -62,15 +62,10 @@ def from_ms(ms: int | None) -> datetime | None:
 
 def compact(ev) -> list:
     """A DossierEvent -> the JSON-able list kept in the state table (times in ms)."""
-    # hot path (once per event): to_ms inlined; event_time is required by the contract
-    sub, rec, prom, fin, ret, ref = (ev.submitted_at, ev.received_at, ev.promised_at, ev.finished_at,
-                                     ev.returned_at, ev.refused_at)
     return [
-        ev.event_id, int(ev.event_time.timestamp() * 1000), int(ev.status), ev.unit_code, ev.procedure_code,
-        ev.procedure_field, int(ev.channel),
-        None if sub is None else int(sub.timestamp() * 1000), None if rec is None else int(rec.timestamp() * 1000),
-        None if prom is None else int(prom.timestamp() * 1000), None if fin is None else int(fin.timestamp() * 1000),
-        None if ret is None else int(ret.timestamp() * 1000), None if ref is None else int(ref.timestamp() * 1000),
+        ev.event_id, to_ms(ev.event_time), int(ev.status), ev.unit_code, ev.procedure_code,
+        ev.procedure_field, int(ev.channel), to_ms(ev.submitted_at), to_ms(ev.received_at),
+        to_ms(ev.promised_at), to_ms(ev.finished_at), to_ms(ev.returned_at), to_ms(ev.refused_at),
         [[to_ms(s.requested_at), to_ms(s.resumed_at), to_ms(s.old_promised_at), to_ms(s.new_promised_at)]
          for s in ev.supplements] if ev.supplements else [],
         (F_DIGITISED if ev.has_digitised_components else 0) | (F_ERESULT if ev.electronic_result else 0)
