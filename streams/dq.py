@@ -22,6 +22,12 @@ def pool() -> ProcessPoolExecutor:
     return _pool
 
 
+def warm() -> None:
+    """In the child: import GX and build the runner (the first call's cost, ahead of time)."""
+    from expectations.gx_batch import get_runner
+    get_runner()
+
+
 def validate(batches: dict) -> list[dict]:
     """In the child: {suite: (batch_id, rows)} -> dq_results rows."""
     from expectations.gx_batch import get_runner
