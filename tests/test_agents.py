@@ -485,3 +485,37 @@ def test_messages_dropped_by_a_rebalance_are_no_longer_waited_for():
         await box.put([], generation=2)           # next assignment: earlier messages dropped
         assert set(app.consumer._unacked_messages) == {msgs[4]}
     run(go())
+
+
+def test_the_gx_child_ends_when_its_worker_is_killed():
+    """A real worker-like process starts the GX pool child, then dies by SIGKILL; the child
+    must not stay behind (the worker is crash-only, so this happens on every crash)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    code = ("import sys, time; from streams import dq; "
+            "print(dq.pool().submit(dq.pid).result(60), flush=True); time.sleep(600)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        child = int(parent.stdout.readline())
+        os.kill(child, 0)                                    # the child is up
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            if open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0] == "Z":
+                break                                        # exited, not yet reaped by init
+            time.sleep(0.2)
+        else:
+            os.kill(child, signal.SIGKILL)
+            raise AssertionError(f"GX child {child} outlived its killed worker")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
