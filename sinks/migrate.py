@@ -247,15 +247,34 @@ def migrate(client, target: Target | None = None, params: dict | None = None,
     return newly
 
 
-def migrate_settings(settings, cluster: str | None = None, log=print) -> list[int]:
-    """Apply pending migrations to the database in ``settings.clickhouse_url`` (used at start)."""
+def migrate_settings(settings, cluster: str | None = None, log=print, attempts: int = 5) -> list[int]:
+    """Apply pending migrations to the database in ``settings.clickhouse_url`` (used at start).
+
+    Several workers starting together on a fresh database migrate it concurrently, and a
+    statement of one can fail on what the other is replacing at that moment (seen: "Unknown
+    table expression identifier ...agg_overdue" when two workers started at once). A failed
+    run is retried after a pause: it then skips what the other one has applied. A modified
+    migration (MigrationError) is not retried."""
+    import random
+    import time
+
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
     from sinks.client import database_of, get_client
 
-    client = get_client(settings, database="")
-    try:
-        return migrate(client, Target(database_of(settings), cluster), params_from_settings(settings), log=log)
-    finally:
-        client.close()
+    for attempt in range(1, attempts + 1):
+        client = get_client(settings, database="")
+        try:
+            return migrate(client, Target(database_of(settings), cluster), params_from_settings(settings), log=log)
+        except DatabaseError as e:
+            if attempt == attempts:
+                raise
+            if log:
+                log(f"migration attempt {attempt} failed ({str(e)[:200]}); retrying: another migrator may be running")
+            time.sleep(random.uniform(1.0, 2.0) * attempt)
+        finally:
+            client.close()
+    raise AssertionError("unreachable")
 
 
 BOARD_AGGREGATES = ("agg_dossier_daily", "agg_overdue", "agg_ratings_daily", "agg_rating_criteria")

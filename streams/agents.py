@@ -857,14 +857,8 @@ def _maybe_exit_on_stall(rt: Runtime) -> None:
 
 @app.task
 async def prepare_runtime():
-    """Migrations, checker and sinks at start-up, before the first batch; and the GX child
-    process started and GX loaded in it, while the worker joins its group: done at the
-    first micro-batch instead, that took ~2.8 s of CPU in the middle of the load (measured
-    in bench_pipeline, the worker's GX child) on a machine with two cores."""
+    """Migrations, checker and sinks at start-up, before the first batch."""
     runtime()
-    if tunable(settings, "gx_enabled"):
-        from streams import dq
-        dq.pool().submit(dq.warm)
 
 
 # ----------------------------------------------------------------------------- web

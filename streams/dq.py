@@ -43,12 +43,6 @@ def pid() -> int:
     return os.getpid()
 
 
-def warm() -> None:
-    """In the child: import GX and build the runner (the first call's cost, ahead of time)."""
-    from expectations.gx_batch import get_runner
-    get_runner()
-
-
 def validate(batches: dict) -> list[dict]:
     """In the child: {suite: (batch_id, rows)} -> dq_results rows."""
     from expectations.gx_batch import get_runner

@@ -83,6 +83,31 @@ def test_migrations_rerun_changes_nothing(ch_settings, client):
     assert _schema_snapshot(client, db) == before
 
 
+def test_workers_starting_together_migrate_a_fresh_database(clickhouse_endpoint, client):
+    """Several workers starting at once run the migrations concurrently on a fresh
+    database: every one of them starts and each migration is applied once. (The race a
+    retry in migrate_settings covers, a statement failing on what another migrator is
+    replacing, needs a narrower timing than this reproduces; it was seen in the
+    two-worker exactness test.)"""
+    s = _settings_for(clickhouse_endpoint.url, f"motcua_together_{uuid.uuid4().hex[:8]}")
+    errors: list = []
+
+    def start():
+        try:
+            migrate_settings(s, log=None)
+        except Exception as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    db = s.clickhouse_url.rsplit("/", 1)[1]
+    versions = {r[0] for r in client.query(f"SELECT version FROM {db}.{MIGRATIONS_TABLE} FINAL").result_rows}
+    assert versions == {m.version for m in load_migrations()}
+
+
 def test_modified_applied_migration_is_an_error(ch_settings, client):
     ms = load_migrations()
     tampered = [Migration(m.version, m.name, m.source + ("\n-- edited\n" if m.version == 1 else "")) for m in ms]
