@@ -229,7 +229,7 @@ def freshness_run(s: Settings, client, factory: EventFactory, rate: int, seconds
 
 def profile_batch_path(n_events: int = 20_000) -> str:
     from streams import agents
-    from tests.test_agents import Msg
+    from tests.test_agents import FakeSink, FakeTable, FakeTopic, Msg
     factory = EventFactory(seed=2)
     msgs = []
     base = datetime.now(VN) - timedelta(days=3)
@@ -240,16 +240,6 @@ def profile_batch_path(n_events: int = 20_000) -> str:
         i += 1
     random.Random(1).shuffle(msgs)
 
-    class Sink:
-        async def write_async(self, rows, wait=False):
-            return 0
-
-        async def wait_async(self, t):
-            return None
-
-    class Topic:
-        async def send(self, key=None, value=None):
-            return None
     from collections import OrderedDict
 
     from expectations.checks import Checker
@@ -260,22 +250,14 @@ def profile_batch_path(n_events: int = 20_000) -> str:
     rt.reference, rt.checker = ref, Checker.from_suites(ref, Settings())
     rt.logic = DossierLogic.from_settings(Settings(), reference=ref)
     for name in ("events_sink", "state_sink", "ratings_sink", "dead_sink", "alerts_sink", "dq_sink", "metrics_sink"):
-        setattr(rt, name, Sink())
+        setattr(rt, name, FakeSink())
     rt.metrics = agents.Metrics()
     rt.started_at = datetime.now(timezone.utc)
     rt.overdue_heap, rt.warn_heap, rt.gx_rows, rt.gx_task, rt.gx_last = [], [], {"dossier_events": [], "ratings": []}, None, 0.0
     rt.recent_ratings = OrderedDict()
     rt.overlay, rt.overlay_generation = {}, None
-    class Table(dict):
-        def reader(self):
-            return self.get
-
-        async def put_many(self, items):
-            for key, value, _partition in items:
-                self[key] = value
-            return []
-    agents.dossier_table = Table()
-    agents.dead_letters_topic = agents.alerts_topic = Topic()
+    agents.dossier_table = FakeTable()
+    agents.dead_letters_topic = agents.alerts_topic = FakeTopic()
     agents.maybe_validate_micro_batch = lambda rt, force=False: None
 
     async def go():
