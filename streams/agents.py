@@ -87,6 +87,12 @@ class Metrics:
     def total(self) -> int:
         return sum(self.events.values())
 
+    def count(self, messages) -> None:
+        """A batch's messages, per (topic, partition)."""
+        events = self.events
+        for tp in map(_TOPIC_PARTITION, messages):
+            events[tp] += 1
+
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and not isinstance(v, dict)} | {
             "events": self.total(), "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
@@ -326,9 +332,7 @@ class PreparedDossierBatch:
         m.dead_letters += len(self.dead)
         m.applied += applied
         done_ms = to_ms(_utcnow())
-        events = m.events
-        for tp in map(_TOPIC_PARTITION, self.messages):
-            events[tp] += 1
+        m.count(self.messages)
         for tp, t in self.latest_ms.items():
             m.freshness_ms[tp] = done_ms - t
         m.last_batch_s = time.monotonic() - self.t0
@@ -574,8 +578,7 @@ class PreparedRatingBatch:
         done = _utcnow()
         for msg, v in self.accepted:
             m.freshness_ms[(msg.topic, msg.partition)] = int((done - v.event.event_time).total_seconds() * 1000)
-        for msg in self.messages:
-            m.events[(msg.topic, msg.partition)] += 1
+        m.count(self.messages)
         maybe_validate_micro_batch(rt)
         return sent
 

@@ -38,11 +38,6 @@ def _follow_parent(parent: int, poll_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
-def pid() -> int:
-    """In the child: its process id (a cheap call, e.g. to see the child is up)."""
-    return os.getpid()
-
-
 def validate(batches: dict) -> list[dict]:
     """In the child: {suite: (batch_id, rows)} -> dq_results rows."""
     from expectations.gx_batch import get_runner

@@ -496,7 +496,7 @@ def test_the_gx_child_ends_when_its_worker_is_killed():
     import sys
     import time
     code = ("import sys, time; from streams import dq; "
-            "print(dq.pool().submit(dq.pid).result(60), flush=True); time.sleep(600)")
+            "import os; print(dq.pool().submit(os.getpid).result(60), flush=True); time.sleep(600)")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:

@@ -548,8 +548,9 @@ def test_sink_async_api_backpressure_and_rejected_batch(ch_settings, client):
 def test_sink_min_interval_coalesces_flush_requests_into_fewer_inserts(ch_settings, client):
     """Under load every finished stream batch asks its rows to be written at once; with
     ``min_interval_s`` the sink starts at most one insert per interval (each chDB insert
-    costs ~25 ms of CPU whatever its size), so requests made meanwhile share the next
-    insert, and none waits much longer than the interval."""
+    costs ~25 ms of CPU whatever its size), and a write waits at most about the interval
+    (plus its insert). Here one writer waits for each write: one insert per write without
+    the interval, one per interval with it."""
     now = datetime.now(VN)
     rows = [_event_row(i, now) for i in range(400)]
     for r in rows:
