@@ -456,7 +456,8 @@ async def _run_gx(rt: Runtime, batches: dict) -> None:
         for suite, batch in batches.items():
             ids = "|".join(str(r.get("event_id") or r.get("rating_id")) for r in batch)
             payload[suite] = (f"{suite}:{hashlib.blake2b(ids.encode(), digest_size=12).hexdigest()}", batch)
-        rows = await asyncio.get_running_loop().run_in_executor(dq.pool(), dq.validate, payload)
+        child = dq.pool(nice=int(tunable(settings, "gx_nice")))
+        rows = await asyncio.get_running_loop().run_in_executor(child, dq.validate, payload)
         if rows:
             await rt.dq_sink.write_async(rows)
     except Exception:  # noqa: BLE001 - data-quality reporting must not stop the pipeline

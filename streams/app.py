@@ -31,6 +31,10 @@ DEFAULTS = {
     "gx_batch_seconds": 10.0,            # ... or T seconds
     "gx_min_interval_s": 5.0,            # under load: at most one GX run per this many seconds (a sample)
     "gx_enabled": True,
+    # CPU priority of the GX child (os.nice increment). Data-quality reporting is a sample
+    # off the hot path: when the machine is saturated it should wait, not the stream. A
+    # starved child just runs less often (one run at a time, the newest rows).
+    "gx_nice": 10,
     "rating_recent_ids": 200_000,        # bounded recent-id set for the rating counters
     "commit_interval_s": 1.0,
     "publish_state": False,              # also publish state rows to the compacted dossier-state topic

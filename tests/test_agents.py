@@ -487,21 +487,23 @@ def test_messages_dropped_by_a_rebalance_are_no_longer_waited_for():
     run(go())
 
 
-def test_the_gx_child_ends_when_its_worker_is_killed():
+def test_the_gx_child_runs_niced_and_ends_when_its_worker_is_killed():
     """A real worker-like process starts the GX pool child, then dies by SIGKILL; the child
-    must not stay behind (the worker is crash-only, so this happens on every crash)."""
+    must not stay behind (the worker is crash-only, so this happens on every crash). The
+    child runs at the lower CPU priority it was given (the stream comes first)."""
     import os
     import signal
     import subprocess
     import sys
     import time
     code = ("import sys, time; from streams import dq; "
-            "import os; print(dq.pool().submit(os.getpid).result(60), flush=True); time.sleep(600)")
+            "import os; print(dq.pool(nice=7).submit(os.getpid).result(60), flush=True); time.sleep(600)")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
         child = int(parent.stdout.readline())
         os.kill(child, 0)                                    # the child is up
+        assert os.getpriority(os.PRIO_PROCESS, child) - os.getpriority(os.PRIO_PROCESS, 0) == 7
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
         deadline = time.monotonic() + 15
