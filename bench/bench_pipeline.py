@@ -370,7 +370,7 @@ def main(argv=None) -> int:
         # group rebalance, a pause that is start-up, not sustained throughput).
         everyone = [worker, *extra_workers]
         topic_prefix = s.topic("dossier-events") + ":"
-        t_stable, n0 = None, 0
+        t_stable, wall_stable, n0 = None, None, 0
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             sts = [w.status() or {} for w in everyone]
@@ -378,7 +378,7 @@ def main(argv=None) -> int:
             if all(st.get("ready") for st in sts) and len({st.get("generation") for st in sts}) == 1 \
                     and len(parts) == len(set(parts)) == 4:
                 n0 = client.query("SELECT count() FROM dossier_events").result_rows[0][0]
-                t_stable = time.monotonic()
+                t_stable, wall_stable = time.monotonic(), time.time()
                 break
             time.sleep(0.2)
         t_events = wait_rows(client, "SELECT count() FROM dossier_events", n, 900)
@@ -408,6 +408,12 @@ def main(argv=None) -> int:
             steady = (n - n0) / (t_done - t_stable)
             print(f"          steady state (every worker ready, partitions split): {n - n0:,} events in "
                   f"{t_done - t_stable:.2f} s = {steady:,.0f} events/s  ({steady / base_rate:.1%} of raw consumption)")
+        if wall_stable is not None:
+            # a partition done early leaves its worker idle while the others finish theirs
+            ends = client.query("SELECT kafka_partition, toUnixTimestamp64Milli(max(inserted_at)) FROM dossier_events "
+                                "GROUP BY kafka_partition ORDER BY kafka_partition").result_rows
+            print("          each partition's last row, seconds after the steady state began: " +
+                  ", ".join(f"p{p} {ms / 1000 - wall_stable:.1f}" for p, ms in ends))
         st = worker.status() or {}
         print(f"          worker metrics: {st.get('metrics')}")
         wall = t_done - t_ready

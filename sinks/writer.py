@@ -272,6 +272,21 @@ class _BatchEncoder:
         return out
 
 
+def insert_interval(rows_per_s: float, min_s: float, busy_s: float, busy_rows_per_s: float) -> float:
+    """Least time between two inserts of a sink, given the rate its rows arrive at.
+
+    Each insert has a fixed cost on the server (a chDB insert ~25 ms of CPU whatever its
+    size: a new part, its files, later merges). A light stream is inserted every ``min_s``
+    (freshness; the cost does not matter there); the interval then grows linearly with the
+    rate up to ``busy_s`` at ``busy_rows_per_s`` and above, so that under load the fixed
+    cost is spread over more rows (the way ClickHouse's own adaptive async-insert timeout
+    grows with the insert rate)."""
+    if busy_s <= min_s or busy_rows_per_s <= 0:
+        return min_s
+    share = min(1.0, max(0.0, rows_per_s / busy_rows_per_s))
+    return min_s + (busy_s - min_s) * share
+
+
 @dataclass
 class SinkStats:
     rows_accepted: int = 0
@@ -301,6 +316,10 @@ class ClickHouseSink:
     deduplication token. ``None`` disables the token.
     ``compression``: of the insert body; ``None``: the client's (``get_client``: lz4),
     ``False``: none, or a codec name ("lz4", "zstd", ...).
+    ``min_interval_s``, ``busy_interval_s``, ``busy_rows_per_s``: least time between two
+    inserts while rows keep coming, from ``min_interval_s`` for a light stream up to
+    ``busy_interval_s`` at ``busy_rows_per_s`` (``insert_interval``); ``max_rows`` waiting
+    are inserted at once.
 
     Each batch is sent as one Native block written by ``_BatchEncoder`` (below): the rows'
     values are stored exactly as clickhouse-connect's own ``insert()`` stores them, at a
@@ -324,6 +343,8 @@ class ClickHouseSink:
         compression: str | bool | None = None,
         name: str | None = None,
         min_interval_s: float = 0.0,
+        busy_interval_s: float | None = None,
+        busy_rows_per_s: float = 10_000.0,
     ) -> None:
         if max_rows <= 0 or max_buffer_rows < max_rows:
             raise ValueError("need 0 < max_rows <= max_buffer_rows")
@@ -334,6 +355,8 @@ class ClickHouseSink:
         self.max_rows = max_rows
         self.max_seconds = max_seconds
         self.min_interval_s = min_interval_s
+        self.busy_interval_s = min_interval_s if busy_interval_s is None else max(min_interval_s, busy_interval_s)
+        self.busy_rows_per_s = busy_rows_per_s
         self.max_buffer_rows = max_buffer_rows
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
@@ -512,8 +535,12 @@ class ClickHouseSink:
                     due = (n >= self.max_rows or age >= self.max_seconds or self._closing
                            or self._flush_target > self._seq_done)
                     if due and n < self.max_rows and not self._closing:
-                        # at most one insert per min_interval_s (unless max_rows are waiting)
-                        rest = self._last_insert + self.min_interval_s - now
+                        # at most one insert per interval (unless max_rows are waiting); the
+                        # interval grows with the rows arriving (insert_interval)
+                        since = now - self._last_insert
+                        interval = insert_interval(n / since if since > 0 else float("inf"), self.min_interval_s,
+                                                   self.busy_interval_s, self.busy_rows_per_s)
+                        rest = interval - since
                         if rest > 0:
                             self._cv.wait(rest)
                             continue

@@ -120,7 +120,9 @@ class Runtime:
         def sink(table, max_rows=20_000, **kw):
             return ClickHouseSink(factory, table, TABLE_COLUMNS[table], key_columns=SINK_KEYS[table],
                                   max_rows=max_rows, max_seconds=0.2, max_buffer_rows=max(100_000, 4 * max_rows),
-                                  min_interval_s=float(tunable(settings, "sink_min_interval_s")), name=table, **kw)
+                                  min_interval_s=float(tunable(settings, "sink_min_interval_s")),
+                                  busy_interval_s=float(tunable(settings, "sink_busy_interval_s")),
+                                  busy_rows_per_s=float(tunable(settings, "sink_busy_rows_per_s")), name=table, **kw)
         self.events_sink = sink("dossier_events")
         self.state_sink = sink("dossier_state")
         self.ratings_sink = sink("ratings")
@@ -861,8 +863,14 @@ def _maybe_exit_on_stall(rt: Runtime) -> None:
 
 @app.task
 async def prepare_runtime():
-    """Migrations, checker and sinks at start-up, before the first batch."""
+    """Migrations, checker and sinks at start-up, before the first batch; and the GX child
+    started, GX loaded in it, while the worker joins its group. Done at the first
+    micro-batch instead, that took ~2.8 s of CPU in the middle of the load on a machine
+    with two cores (bench_pipeline, the worker's GX child). Niced, it uses what is idle."""
     runtime()
+    if tunable(settings, "gx_enabled"):
+        from streams import dq
+        dq.pool(nice=int(tunable(settings, "gx_nice"))).submit(dq.warm)
 
 
 # ----------------------------------------------------------------------------- web

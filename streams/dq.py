@@ -47,6 +47,12 @@ def _init_child(parent: int, nice: int = 0, poll_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
+def warm() -> None:
+    """In the child: import GX and build the runner (the first call's cost, ahead of time)."""
+    from expectations.gx_batch import get_runner
+    get_runner()
+
+
 def validate(batches: dict) -> list[dict]:
     """In the child: {suite: (batch_id, rows)} -> dq_results rows."""
     from expectations.gx_batch import get_runner

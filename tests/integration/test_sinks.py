@@ -27,7 +27,7 @@ from sinks.migrate import (BOARD_AGGREGATES, MIGRATIONS_TABLE, Migration, Migrat
 from sinks.reference import _default_calendar, calendar_rows, load_reference_tables
 from sinks.rows import (DEAD_LETTER_COLUMNS, DOSSIER_EVENT_COLUMNS, DOSSIER_STATE_COLUMNS,
                         PIPELINE_METRIC_COLUMNS, RATING_COLUMNS, SINK_KEYS, dead_letter_row)
-from sinks.writer import ClickHouseSink, SinkError
+from sinks.writer import ClickHouseSink, SinkError, insert_interval
 
 pytestmark = pytest.mark.integration
 
@@ -581,6 +581,48 @@ def test_sink_min_interval_coalesces_flush_requests_into_fewer_inserts(ch_settin
     assert worst < 0.5 + 2.0         # the interval (+ an insert) bounds each write's wait
     assert client.query("SELECT uniqExact(event_id) FROM dossier_events WHERE event_id LIKE 'ev-interval-%'"
                         ).result_rows[0][0] == len(written)
+
+
+def test_insert_interval_grows_with_the_rows_arriving():
+    assert insert_interval(0, 0.3, 0.8, 10_000) == 0.3                 # idle: the short interval
+    assert insert_interval(1_000, 0.3, 0.8, 10_000) == pytest.approx(0.35)
+    assert insert_interval(5_000, 0.3, 0.8, 10_000) == pytest.approx(0.55)
+    assert insert_interval(10_000, 0.3, 0.8, 10_000) == pytest.approx(0.8)
+    assert insert_interval(1e9, 0.3, 0.8, 10_000) == pytest.approx(0.8)   # capped
+    assert insert_interval(1e9, 0.3, 0.2, 10_000) == 0.3                # busy below min: min
+    assert insert_interval(1e9, 0.3, 0.8, 0) == 0.3
+
+
+def test_a_busy_sink_inserts_less_often_than_a_light_one(ch_settings, client):
+    """Rows arriving fast (here ~20,000 per second, in writes waited for) are inserted at
+    about the busy interval; with no busy interval, at the short one. Each insert costs
+    the server the same whatever its size, so a busy stream pays it fewer times."""
+    now = datetime.now(VN)
+    chunk = 1000
+
+    def run(busy_interval) -> int:
+        tag = uuid.uuid4().hex[:6]
+        sink = ClickHouseSink(lambda: get_client(ch_settings), "dossier_events", DOSSIER_EVENT_COLUMNS,
+                              key_columns=SINK_KEYS["dossier_events"], max_rows=100_000, max_seconds=0.05,
+                              max_buffer_rows=400_000, min_interval_s=0.1, busy_interval_s=busy_interval,
+                              busy_rows_per_s=10_000)
+        t_end = time.monotonic() + 1.5
+        i = 0
+        while time.monotonic() < t_end:                # 1,000 rows every 50 ms
+            rows = [_event_row(i + k, now) for k in range(chunk)]
+            for r in rows:
+                r[0] = r[0].replace("outage", f"busy{tag}")
+            sink.write(rows, wait=False)
+            i += chunk
+            time.sleep(0.05)
+        sink.close()
+        got = client.query(f"SELECT uniqExact(event_id) FROM dossier_events WHERE event_id LIKE 'ev-busy{tag}-%'"
+                           ).result_rows[0][0]
+        assert got == i                                 # every row written either way
+        return sink.stats.batches
+
+    light, busy = run(None), run(1.0)
+    assert busy <= 4 and light >= 2 * busy, (light, busy)
 
 
 def _contract_events(n: int, now: datetime) -> list:
