@@ -1,20 +1,24 @@
 """End-to-end pipeline benchmark: Kafka -> Faust worker -> ClickHouse, beside raw consumption.
 
-    .venv/bin/python bench/bench_pipeline.py [--events 100000] [--rate 1000] [--seconds 20]
-                                             [--batch 2000] [--profile]
+    .venv/bin/python bench/bench_pipeline.py [--workers 2] [--events 400000] [--rounds 3]
+                                             [--rate 1000] [--seconds 20] [--batch 2000] [--profile]
 
 Starts (temporary folders, free ports) the real Kafka broker, the chDB endpoint and the
-worker (``python -m streams worker`` via tests/support/worker.py), then measures in ONE run:
+workers (``python -m streams worker`` via tests/support/worker.py; two by default, one per
+core, as the local stack runs them), then measures in ONE run:
 
-1. Baseline: raw consumption of the pre-filled ``dossier-events`` topic with aiokafka
-   (AIOKafkaConsumer, getmany, no processing): events/s.
-2. Throughput: the worker drains the same backlog; events/s from the moment it is ready
-   until every accepted event is queryable in ClickHouse (``dossier_events`` and the
-   ``dossier_state`` rows of every dossier).
-3. Freshness under load: events produced at ``--rate``/s with event_time = now for
-   ``--seconds``; freshness = ClickHouse ``inserted_at`` (server time the row became
-   queryable) - event_time, p50/p99/max; plus a polling cross-check on a sample.
-4. ``--profile``: cProfile of the batch path in-process (real checker and rules, no-op
+1. Throughput, ``--rounds`` times, each round on fresh topics and a fresh database:
+   a. baseline: raw consumption of the pre-filled ``dossier-events`` topic with aiokafka
+      (AIOKafkaConsumer, getmany, no processing): events/s;
+   b. the workers drain the same backlog; events/s from the moment the first is ready
+      until every accepted event is queryable in ClickHouse (``dossier_events`` and the
+      ``dossier_state`` rows of every dossier), and in the steady state (every worker
+      ready, the partitions split between them). The median of the rounds is the figure:
+      the machine is shared, and one round can be 20% off the next.
+2. Freshness under load: the workers idle, then events produced at ``--rate``/s with
+   event_time = now for ``--seconds``; freshness = ClickHouse ``inserted_at`` (server time
+   the row became queryable) - event_time, p50/p99/max; plus a polling cross-check.
+3. ``--profile``: cProfile of the batch path in-process (real checker and rules, no-op
    sinks) to show where the CPU goes.
 
 Figures are printed; exit code 0. Targets (2 cores): >= 20,000 events/s sustained,
@@ -283,83 +287,81 @@ def profile_batch_path(n_events: int = 20_000) -> str:
            f"(one core, under cProfile)\n" + out.getvalue()
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--events", type=int, default=100_000)
-    ap.add_argument("--rate", type=int, default=1000)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--batch", type=int, default=2000)
-    ap.add_argument("--window", type=float, default=0.05)
-    ap.add_argument("--profile", action="store_true", help="cProfile the batch path in-process")
-    ap.add_argument("--profile-worker", action="store_true", help="cProfile the worker during the throughput phase")
-    ap.add_argument("--py-spy", metavar="FILE",
-                    help="sample the worker with py-spy (if installed) during the throughput phase: collapsed stacks "
-                         "per thread to FILE")
-    ap.add_argument("--workers", type=int, default=1,
-                    help="worker processes in one consumer group for the throughput phase (scaling check)")
-    args = ap.parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)
-    args.seconds = min(args.seconds, 300)
+def stable_split(workers, client, topic_prefix: str, timeout: float = 300):
+    """Wait until every worker is ready under one consumer generation with the 4 input
+    partitions split between them; returns (monotonic, wall clock, rows queryable then),
+    or (None, None, 0) if that did not happen in ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sts = [w.status() or {} for w in workers]
+        parts = [a for st in sts for a in st.get("assigned", []) if a.startswith(topic_prefix)]
+        if all(st.get("ready") for st in sts) and len({st.get("generation") for st in sts}) == 1 \
+                and len(parts) == len(set(parts)) == 4:
+            n0 = client.query("SELECT count() FROM dossier_events").result_rows[0][0] if client else 0
+            return time.monotonic(), time.time(), n0
+        time.sleep(0.2)
+    return None, None, 0
 
+
+def round_settings(home: Path, broker, endpoint, args, r: int) -> Settings:
+    """Each round has its own topics, consumer group and database: nothing carries over."""
+    tag = uuid.uuid4().hex[:6]
+    return Settings.from_env().with_(
+        state_dir=home / f"r{r}" / "state", kafka_bootstrap=broker.bootstrap,
+        clickhouse_url=f"{endpoint.url.rstrip('/')}/bench_{tag}", topic_prefix=f"b{tag}.",
+        faust_app_id=f"pulse-bench-{tag}", stream_batch_size=args.batch, stream_batch_window_s=args.window)
+
+
+def throughput_round(s: Settings, args, home: Path, first: bool) -> dict:
+    """Fill the input topic, time raw aiokafka consumption of it, then time the workers
+    draining it into ClickHouse. Prints the round's figures; returns them."""
     from pulse.admin import create_topics
     from sinks.client import get_client
-    from tests.support.endpoint import start_endpoint
-    from tests.support.kafka import start_broker
     from tests.support.worker import start_worker
 
-    if args.profile:
-        print(profile_batch_path())
+    create_topics(s)
+    factory = EventFactory()
+    t = time.perf_counter()
+    n = produce_backlog(s, factory, args.events)
+    print(f"produced backlog: {n:,} events in {time.perf_counter() - t:.1f} s")
 
-    home = Path(tempfile.mkdtemp(prefix="pulse-bench-"))
-    broker = start_broker(home / "kafka")
-    endpoint = start_endpoint(home / "chdb")
+    dt, got = asyncio.run(raw_consume(s, n))
+    base_rate = got / dt
+    print(f"baseline  aiokafka raw consumption: {got:,} events in {dt:.2f} s = {base_rate:,.0f} events/s")
+
+    prof_path = home / "worker.prof"
+    profile_worker = args.profile_worker and first
+    # Extra workers share the consumer group (the partitions are split between them),
+    # each with its own state folder. The overall clock starts when the FIRST worker is
+    # ready, since it consumes at once; the steady-state figure below starts once all are.
+    # Rows already queryable when the clock starts are not counted: a worker starts
+    # consuming before the bench's poll of its status page sees it ready.
+    extra_workers, t_ready, n_ready, client = [], None, 0, None
     worker = None
+
+    def clock_starts():   # (the worker has created the database by now)
+        nonlocal client
+        t = time.monotonic()
+        client = get_client(s)
+        return t, client.query("SELECT count() FROM dossier_events").result_rows[0][0]
     try:
-        tag = uuid.uuid4().hex[:6]
-        s = Settings.from_env().with_(
-            state_dir=home / "state", kafka_bootstrap=broker.bootstrap,
-            clickhouse_url=f"{endpoint.url.rstrip('/')}/motcua", topic_prefix=f"b{tag}.",
-            faust_app_id=f"pulse-bench-{tag}", stream_batch_size=args.batch, stream_batch_window_s=args.window)
-        create_topics(s)
-        factory = EventFactory()
-        t = time.perf_counter()
-        n = produce_backlog(s, factory, args.events)
-        print(f"produced backlog: {n:,} events in {time.perf_counter() - t:.1f} s")
-
-        dt, got = asyncio.run(raw_consume(s, n))
-        base_rate = got / dt
-        print(f"baseline  aiokafka raw consumption: {got:,} events in {dt:.2f} s = {base_rate:,.0f} events/s")
-
-        prof_path = home / "worker.prof"
-        # Extra workers share the consumer group (the partitions are split between them),
-        # each with its own state folder. The overall clock starts when the FIRST worker is
-        # ready, since it consumes at once; the steady-state figure below starts once all are.
-        # Rows already queryable when the clock starts are not counted: a worker starts
-        # consuming before the bench's poll of its status page sees it ready.
-        extra_workers, t_ready, n_ready, client = [], None, 0, None
-
-        def clock_starts():   # (the worker has created the database by now)
-            nonlocal client
-            t = time.monotonic()
-            client = get_client(s)
-            return t, client.query("SELECT count() FROM dossier_events").result_rows[0][0]
         for i in range(1, args.workers):
             extra_workers.append(start_worker(s.with_(state_dir=home / f"state{i}"), log_path=home / f"worker{i}.log"))
             if t_ready is None:
                 t_ready, n_ready = clock_starts()
-        worker = start_worker(s, env={"PULSE_PROFILE": str(prof_path)} if args.profile_worker else None,
+        worker = start_worker(s, env={"PULSE_PROFILE": str(prof_path)} if profile_worker else None,
                               log_path=home / "worker.log")
         if t_ready is None:
             t_ready, n_ready = clock_starts()
-        procs = {"worker": worker.proc.pid, "broker": broker.pid(), "clickhouse endpoint": endpoint.proc.pid}
+        procs = {"worker": worker.proc.pid, "broker": args.broker_pid, "clickhouse endpoint": args.endpoint_pid}
         procs.update({f"worker {i}": w.proc.pid for i, w in enumerate(extra_workers, 1)})
-        # a worker's GX child (spawned on its first micro-batch) counts too: it runs on the same 2 cores
+        # a worker's GX child (spawned at its start) counts too: it runs on the same 2 cores
         meters = {k: (lambda p=p: cpu_seconds(p)) for k, p in procs.items()}
         meters.update({f"{k}'s GX child": (lambda p=p: sum(map(cpu_seconds, descendants(p))))
                        for k, p in procs.items() if k.startswith("worker")})
         cpu0 = {k: f() for k, f in meters.items()}
         spy = None
-        if args.py_spy:
+        if args.py_spy and first:
             import shutil
             import subprocess
             exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -369,18 +371,7 @@ def main(argv=None) -> int:
         # with the input partitions split between them (a worker joining later makes the
         # group rebalance, a pause that is start-up, not sustained throughput).
         everyone = [worker, *extra_workers]
-        topic_prefix = s.topic("dossier-events") + ":"
-        t_stable, wall_stable, n0 = None, None, 0
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            sts = [w.status() or {} for w in everyone]
-            parts = [a for st in sts for a in st.get("assigned", []) if a.startswith(topic_prefix)]
-            if all(st.get("ready") for st in sts) and len({st.get("generation") for st in sts}) == 1 \
-                    and len(parts) == len(set(parts)) == 4:
-                n0 = client.query("SELECT count() FROM dossier_events").result_rows[0][0]
-                t_stable, wall_stable = time.monotonic(), time.time()
-                break
-            time.sleep(0.2)
+        t_stable, wall_stable, n0 = stable_split(everyone, client, s.topic("dossier-events") + ":")
         t_events = wait_rows(client, "SELECT count() FROM dossier_events", n, 900)
         dossiers = n // 4
         t_state = wait_rows(client, "SELECT uniqExact(dossier_code) FROM dossier_state "
@@ -393,17 +384,9 @@ def main(argv=None) -> int:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
             print(f"          py-spy samples (GIL holders, per thread): {args.py_spy}")
-        for w in extra_workers:
-            w.stop(timeout=30)
-        if extra_workers:  # the freshness phase starts once the remaining worker owns every partition again
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                st = worker.status() or {}
-                if st.get("ready") and len([a for a in st.get("assigned", []) if a.startswith(topic_prefix)]) == 4:
-                    break
-                time.sleep(0.5)
         print(f"pipeline  Kafka -> Faust -> ClickHouse, {args.workers} worker(s):  {n - n_ready:,} of {n:,} events ({dossiers:,} dossiers) in "
               f"{t_done - t_ready:.2f} s = {rate:,.0f} events/s  ({rate / base_rate:.1%} of raw consumption)")
+        steady = None
         if t_stable is not None and n - n0 > 0 and t_done > t_stable:
             steady = (n - n0) / (t_done - t_stable)
             print(f"          steady state (every worker ready, partitions split): {n - n0:,} events in "
@@ -422,25 +405,97 @@ def main(argv=None) -> int:
             f"{k} {v:.1f} s = {1e6 * v / n_run:.0f} µs/event" for k, v in cpu.items()) +
             f"; total {1e6 * sum(cpu.values()) / n_run:.0f} µs/event -> at most "
             f"{n_run * os.cpu_count() / max(1e-9, sum(cpu.values())):,.0f} events/s if nothing else ran")
-        if args.profile_worker:
+        if profile_worker:
             worker.stop(timeout=60)
+            worker = None
             out = io.StringIO()
             stats = pstats.Stats(str(prof_path), stream=out)
             stats.sort_stats("tottime").print_stats(30)
             print("worker profile (throughput phase, by own time):\n" + out.getvalue())
-            worker = start_worker(s, log_path=home / "worker2.log")
+        return {"rate": rate, "steady": steady, "baseline": base_rate}
+    finally:
+        for w in [*extra_workers, worker]:
+            if w is not None:
+                w.stop(timeout=30)
+        if client is not None:
+            client.close()
 
-        achieved, fresh, polled = freshness_run(s, client, factory, args.rate, args.seconds)
-        print(f"freshness at {achieved:,.0f} events/s for {args.seconds:.0f} s ({len(fresh):,} events), "
-              f"event time -> queryable (ClickHouse inserted_at): p50 {pct(fresh, 50):.3f} s, "
-              f"p99 {pct(fresh, 99):.3f} s, max {max(fresh):.3f} s")
+
+def freshness_phase(s: Settings, args, home: Path) -> None:
+    """The same number of workers, idle and split over the partitions, then an open-loop
+    feed at ``--rate`` events/s stamped with the current time."""
+    from pulse.admin import create_topics
+    from sinks.client import get_client
+    from tests.support.worker import start_worker
+    create_topics(s)
+    workers = []
+    try:
+        for i in range(args.workers):
+            workers.append(start_worker(s.with_(state_dir=home / f"state{i}"), log_path=home / f"worker{i}.log"))
+        stable_split(workers, None, s.topic("dossier-events") + ":", timeout=120)
+        client = get_client(s)
+        achieved, fresh, polled = freshness_run(s, client, EventFactory(), args.rate, args.seconds)
+        print(f"freshness at {achieved:,.0f} events/s for {args.seconds:.0f} s ({len(fresh):,} events, "
+              f"{args.workers} worker(s)), event time -> queryable (ClickHouse inserted_at): "
+              f"p50 {pct(fresh, 50):.3f} s, p99 {pct(fresh, 99):.3f} s, max {max(fresh):.3f} s")
         if polled:
             print(f"          cross-check by polling {len(polled)} sampled ids: p50 {statistics.median(polled):.3f} s, "
                   f"p99 {pct(polled, 99):.3f} s (includes the 50 ms poll interval)")
         client.close()
     finally:
-        if worker is not None:
-            worker.stop(timeout=30)
+        for w in workers:
+            w.stop(timeout=30)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=400_000)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="throughput rounds, each on fresh topics and a fresh database; the median is the figure")
+    ap.add_argument("--rate", type=int, default=1000)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--batch", type=int, default=2000)
+    ap.add_argument("--window", type=float, default=0.05)
+    ap.add_argument("--profile", action="store_true", help="cProfile the batch path in-process")
+    ap.add_argument("--profile-worker", action="store_true",
+                    help="cProfile the worker during the first round's throughput phase")
+    ap.add_argument("--py-spy", metavar="FILE",
+                    help="sample the worker with py-spy (if installed) during the first round's throughput phase: "
+                         "collapsed stacks per thread to FILE")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="worker processes in one consumer group (2: one per core, the local deployment)")
+    args = ap.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)
+    args.seconds = min(args.seconds, 300)
+
+    from tests.support.endpoint import start_endpoint
+    from tests.support.kafka import start_broker
+
+    if args.profile:
+        print(profile_batch_path())
+
+    home = Path(tempfile.mkdtemp(prefix="pulse-bench-"))
+    broker = start_broker(home / "kafka")
+    endpoint = start_endpoint(home / "chdb")
+    args.broker_pid, args.endpoint_pid = broker.pid(), endpoint.proc.pid
+    try:
+        results = []
+        for r in range(1, args.rounds + 1):
+            print(f"--- throughput round {r} of {args.rounds}")
+            s = round_settings(home, broker, endpoint, args, r)
+            results.append(throughput_round(s, args, home / f"r{r}", first=r == 1))
+        if args.rounds > 1:
+            med = {k: statistics.median(x[k] for x in results if x[k] is not None)
+                   for k in ("rate", "steady", "baseline") if any(x[k] is not None for x in results)}
+            steadies = ", ".join(f"{x['steady']:,.0f}" for x in results if x["steady"])
+            overall = ", ".join(f"{x['rate']:,.0f}" for x in results)
+            print(f"throughput, median of {args.rounds} rounds ({args.workers} worker(s), {args.events:,} events each): "
+                  f"steady state {med.get('steady', 0):,.0f} events/s [{steadies}], "
+                  f"from the first worker ready {med['rate']:,.0f} events/s [{overall}]; "
+                  f"raw aiokafka consumption {med['baseline']:,.0f} events/s "
+                  f"(steady state = {med.get('steady', 0) / med['baseline']:.1%} of it)")
+        freshness_phase(round_settings(home, broker, endpoint, args, 0), args, home / "fresh")
+    finally:
         endpoint.stop()
         broker.stop()
     return 0
