@@ -106,6 +106,34 @@ def produce_backlog(s: Settings, factory: EventFactory, n_events: int) -> int:
     return sent
 
 
+def produce_simulated(s: Settings, n_events: int, seed: int = 1) -> int:
+    """The province feed of ``simulator`` in event-time order, its dossier events only, cut
+    at ``n_events``: each dossier's events are hours or days apart, so they fall in
+    different batches and each one changes the dossier's state (a state row and a
+    changelog record per event), as in a live stream or a backlog of one. The lifecycle
+    feed above packs each dossier's four events together (a re-sync of closed dossiers):
+    one state row per four events."""
+    from kafka import KafkaProducer
+    from simulator import DOSSIER_TOPIC, SimConfig, generate
+    p = KafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks=1, linger_ms=20, batch_size=512 * 1024,
+                      compression_type=None)
+    topic = s.topic("dossier-events")
+    days = 30       # a simulated month ending yesterday, at the scale that gives n_events
+    start = (datetime.now(VN) - timedelta(days=days + 1)).date()
+    cfg = SimConfig(start=start, days=days, scale=max(0.1, n_events / 100_000), seed=seed)
+    sent = 0
+    for ev in generate(cfg):
+        if ev.topic != DOSSIER_TOPIC:
+            continue
+        p.send(topic, key=ev.key, value=ev.value)
+        sent += 1
+        if sent >= n_events:
+            break
+    p.flush()
+    p.close()
+    return sent
+
+
 async def raw_consume(s: Settings, expected: int) -> tuple[float, int]:
     from aiokafka import AIOKafkaConsumer
     c = AIOKafkaConsumer(s.topic("dossier-events"), bootstrap_servers=s.kafka_bootstrap,
@@ -320,10 +348,12 @@ def throughput_round(s: Settings, args, home: Path, first: bool) -> dict:
     from tests.support.worker import start_worker
 
     create_topics(s)
-    factory = EventFactory()
     t = time.perf_counter()
-    n = produce_backlog(s, factory, args.events)
-    print(f"produced backlog: {n:,} events in {time.perf_counter() - t:.1f} s")
+    if args.feed == "lifecycles":
+        n = produce_backlog(s, EventFactory(), args.events)
+    else:
+        n = produce_simulated(s, args.events)
+    print(f"produced backlog ({args.feed} feed): {n:,} events in {time.perf_counter() - t:.1f} s")
 
     dt, got = asyncio.run(raw_consume(s, n))
     base_rate = got / dt
@@ -359,7 +389,6 @@ def throughput_round(s: Settings, args, home: Path, first: bool) -> dict:
         meters = {k: (lambda p=p: cpu_seconds(p)) for k, p in procs.items()}
         meters.update({f"{k}'s GX child": (lambda p=p: sum(map(cpu_seconds, descendants(p))))
                        for k, p in procs.items() if k.startswith("worker")})
-        cpu0 = {k: f() for k, f in meters.items()}
         spy = None
         if args.py_spy and first:
             import shutil
@@ -372,13 +401,15 @@ def throughput_round(s: Settings, args, home: Path, first: bool) -> dict:
         # group rebalance, a pause that is start-up, not sustained throughput).
         everyone = [worker, *extra_workers]
         t_stable, wall_stable, n0 = stable_split(everyone, client, s.topic("dossier-events") + ":")
+        cpu_stable = {k: f() for k, f in meters.items()}
         t_events = wait_rows(client, "SELECT count() FROM dossier_events", n, 900)
-        dossiers = n // 4
-        t_state = wait_rows(client, "SELECT uniqExact(dossier_code) FROM dossier_state "
-                                    "WHERE status = 10", dossiers, 900)
+        # every dossier's newest state row: its version is 2 x the events applied (+1 if overdue)
+        t_state = wait_rows(client, "SELECT sum(v) FROM (SELECT max(intDiv(version, 2)) AS v FROM dossier_state "
+                                    "GROUP BY dossier_code)", n, 900, poll=0.5)
+        dossiers = client.query("SELECT uniqExact(dossier_code) FROM dossier_state").result_rows[0][0]
         t_done = max(t_events, t_state)
         rate = (n - n_ready) / (t_done - t_ready)
-        cpu = {k: f() - cpu0[k] for k, f in meters.items()}
+        cpu_steady = {k: f() for k, f in meters.items()}
         if spy is not None:
             import signal
             spy.send_signal(signal.SIGINT)
@@ -391,6 +422,13 @@ def throughput_round(s: Settings, args, home: Path, first: bool) -> dict:
             steady = (n - n0) / (t_done - t_stable)
             print(f"          steady state (every worker ready, partitions split): {n - n0:,} events in "
                   f"{t_done - t_stable:.2f} s = {steady:,.0f} events/s  ({steady / base_rate:.1%} of raw consumption)")
+            # what limits it: CPU per event and how busy the cores were (100% = CPU-bound)
+            used = {k: cpu_steady[k] - cpu_stable[k] for k in meters}
+            print(f"          steady-state CPU ({t_done - t_stable:.1f} s wall, {os.cpu_count()} cores): " + ", ".join(
+                f"{k} {1e6 * v / (n - n0):.0f}" for k, v in used.items()) +
+                f" µs/event; total {1e6 * sum(used.values()) / (n - n0):.0f} µs/event, "
+                f"{sum(used.values()) / (t_done - t_stable) / os.cpu_count():.0%} of the cores busy "
+                f"(at 100%: {(n - n0) * os.cpu_count() / max(1e-9, sum(used.values())):,.0f} events/s)")
         if wall_stable is not None:
             # a partition done early leaves its worker idle while the others finish theirs
             ends = client.query("SELECT kafka_partition, toUnixTimestamp64Milli(max(inserted_at)) FROM dossier_events "
@@ -399,12 +437,6 @@ def throughput_round(s: Settings, args, home: Path, first: bool) -> dict:
                   ", ".join(f"p{p} {ms / 1000 - wall_stable:.1f}" for p, ms in ends))
         st = worker.status() or {}
         print(f"          worker metrics: {st.get('metrics')}")
-        wall = t_done - t_ready
-        n_run = max(1, n - n_ready)
-        print(f"          CPU in that phase ({wall:.1f} s wall, {os.cpu_count()} cores): " + ", ".join(
-            f"{k} {v:.1f} s = {1e6 * v / n_run:.0f} µs/event" for k, v in cpu.items()) +
-            f"; total {1e6 * sum(cpu.values()) / n_run:.0f} µs/event -> at most "
-            f"{n_run * os.cpu_count() / max(1e-9, sum(cpu.values())):,.0f} events/s if nothing else ran")
         if profile_worker:
             worker.stop(timeout=60)
             worker = None
@@ -452,6 +484,9 @@ def main(argv=None) -> int:
     ap.add_argument("--events", type=int, default=400_000)
     ap.add_argument("--rounds", type=int, default=3,
                     help="throughput rounds, each on fresh topics and a fresh database; the median is the figure")
+    ap.add_argument("--feed", choices=("simulated", "lifecycles"), default="simulated",
+                    help="simulated: a province month in event-time order (a state change per event); "
+                         "lifecycles: each dossier's four events together (a re-sync of closed dossiers)")
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--batch", type=int, default=2000)

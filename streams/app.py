@@ -27,9 +27,15 @@ DEFAULTS = {
     "metrics_interval_s": 5.0,           # pipeline_metrics rows
     "alert_eval_interval_s": 30.0,       # share / silence alerts evaluated over ClickHouse
     "alert_min_count": 10,               # fewer dossiers/ratings in the window: no share alert
-    "gx_batch_rows": 5000,               # GX micro-batch: every N rows ...
-    "gx_batch_seconds": 10.0,            # ... or T seconds
-    "gx_min_interval_s": 5.0,            # under load: at most one GX run per this many seconds (a sample)
+    # GX micro-batches: a run every N rows or T seconds, at most one per gx_min_interval_s
+    # (under load: a sample, the newest N rows). A run costs ~0.3 s of CPU whatever its
+    # size (0.32 s for 1,000 rows, 0.37 s for 5,000, 0.42 s for 10,000, measured), so the
+    # cadence is what costs: one run per 5 s was 6-11 µs of CPU per event in a two-worker
+    # run at 17,600 events/s. At 10,000 rows per 10 s GX still sees every row up to
+    # 1,000 events/s per worker.
+    "gx_batch_rows": 10_000,
+    "gx_batch_seconds": 10.0,
+    "gx_min_interval_s": 10.0,
     "gx_enabled": True,
     # CPU priority of the GX child (os.nice increment). Data-quality reporting is a sample
     # off the hot path: when the machine is saturated it should wait, not the stream. A
