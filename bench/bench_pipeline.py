@@ -1,20 +1,27 @@
 """End-to-end pipeline benchmark: Kafka -> Faust worker -> ClickHouse, beside raw consumption.
 
-    .venv/bin/python bench/bench_pipeline.py [--workers 2] [--events 400000] [--rounds 3]
+    .venv/bin/python bench/bench_pipeline.py [--workers 2] [--rounds 3] [--events 400000]
+                                             [--live-rounds 1] [--live-events 300000]
                                              [--rate 1000] [--seconds 20] [--batch 2000] [--profile]
 
 Starts (temporary folders, free ports) the real Kafka broker, the chDB endpoint and the
 workers (``python -m streams worker`` via tests/support/worker.py; two by default, one per
 core, as the local stack runs them), then measures in ONE run:
 
-1. Throughput, ``--rounds`` times, each round on fresh topics and a fresh database:
+1. Throughput, in rounds, each on fresh topics and a fresh database:
    a. baseline: raw consumption of the pre-filled ``dossier-events`` topic with aiokafka
       (AIOKafkaConsumer, getmany, no processing): events/s;
    b. the workers drain the same backlog; events/s from the moment the first is ready
-      until every accepted event is queryable in ClickHouse (``dossier_events`` and the
-      ``dossier_state`` rows of every dossier), and in the steady state (every worker
-      ready, the partitions split between them). The median of the rounds is the figure:
-      the machine is shared, and one round can be 20% off the next.
+      until every accepted event is queryable in ClickHouse (``dossier_events``, and each
+      dossier's ``dossier_state`` row with all its events applied), and in the steady state
+      (every worker ready, the partitions split between them), with the CPU each process
+      used per event and how busy the cores were.
+   Two feeds: ``--rounds`` of the *lifecycles* feed (each dossier's four events together,
+   as a re-sync of closed dossiers sends them: one state change per four events) and
+   ``--live-rounds`` of the *simulated* feed (the simulator's province month in event-time
+   order, as a live stream or a backlog of one: a state change, a state row and a
+   changelog record per event). The median per feed is the figure: the machine is shared,
+   and one round can be 20% off the next.
 2. Freshness under load: the workers idle, then events produced at ``--rate``/s with
    event_time = now for ``--seconds``; freshness = ClickHouse ``inserted_at`` (server time
    the row became queryable) - event_time, p50/p99/max; plus a polling cross-check.
@@ -88,50 +95,51 @@ class EventFactory:
         return out
 
 
-def produce_backlog(s: Settings, factory: EventFactory, n_events: int) -> int:
-    from kafka import KafkaProducer
-    p = KafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks=1, linger_ms=20, batch_size=512 * 1024,
-                      compression_type=None)
-    topic = s.topic("dossier-events")
+def lifecycles_feed(n_events: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) of ``n_events`` events: each dossier's four together, a second apart
+    between dossiers (a re-sync of closed dossiers: one state change per four events)."""
+    factory = EventFactory()
     base = datetime.now(VN).replace(microsecond=0) - timedelta(days=20)
-    sent = 0
+    out: list[tuple[bytes, bytes]] = []
     i = 0
-    while sent < n_events:
-        for key, value in factory.lifecycle(i, base + timedelta(seconds=i), timedelta(hours=3)):
-            p.send(topic, key=key, value=value)
-            sent += 1
+    while len(out) < n_events:
+        out += factory.lifecycle(i, base + timedelta(seconds=i), timedelta(hours=3))
         i += 1
-    p.flush()
-    p.close()
-    return sent
+    return out
 
 
-def produce_simulated(s: Settings, n_events: int, seed: int = 1) -> int:
-    """The province feed of ``simulator`` in event-time order, its dossier events only, cut
-    at ``n_events``: each dossier's events are hours or days apart, so they fall in
-    different batches and each one changes the dossier's state (a state row and a
-    changelog record per event), as in a live stream or a backlog of one. The lifecycle
-    feed above packs each dossier's four events together (a re-sync of closed dossiers):
-    one state row per four events."""
-    from kafka import KafkaProducer
+def simulated_feed(n_events: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
+    """(key, value) of the simulator's province feed in event-time order, its dossier events
+    only, cut at ``n_events``: each dossier's events are hours or days apart, so they fall
+    in different batches and each one changes the dossier's state (a state row and a
+    changelog record per event), as in a live stream or a backlog of one."""
     from simulator import DOSSIER_TOPIC, SimConfig, generate
-    p = KafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks=1, linger_ms=20, batch_size=512 * 1024,
-                      compression_type=None)
-    topic = s.topic("dossier-events")
-    days = 30       # a simulated month ending yesterday, at the scale that gives n_events
+    days = 30       # a simulated month ending yesterday, at a scale that gives n_events (~83,000 per unit)
     start = (datetime.now(VN) - timedelta(days=days + 1)).date()
-    cfg = SimConfig(start=start, days=days, scale=max(0.1, n_events / 100_000), seed=seed)
-    sent = 0
+    cfg = SimConfig(start=start, days=days, scale=max(0.1, n_events / 75_000), seed=seed)
+    out: list[tuple[bytes, bytes]] = []
     for ev in generate(cfg):
-        if ev.topic != DOSSIER_TOPIC:
-            continue
-        p.send(topic, key=ev.key, value=ev.value)
-        sent += 1
-        if sent >= n_events:
-            break
-    p.flush()
-    p.close()
-    return sent
+        if ev.topic == DOSSIER_TOPIC:
+            out.append((ev.key, ev.value))
+            if len(out) >= n_events:
+                break
+    return out
+
+
+_FEEDS: dict[tuple[str, int], list] = {}
+
+
+def produce_backlog(s: Settings, feed: str, n_events: int) -> int:
+    """Fill the round's input topic with the feed (built once per run, sent once per round)."""
+    from simulator.output import KafkaOutput   # aiokafka's batch builder: ~10x kafka-python's producer
+    if (feed, n_events) not in _FEEDS:
+        _FEEDS[(feed, n_events)] = (lifecycles_feed if feed == "lifecycles" else simulated_feed)(n_events)
+    out = KafkaOutput(s, compression=None)
+    now_ms = int(time.time() * 1000)
+    for key, value in _FEEDS[(feed, n_events)]:
+        out.send_raw("dossier-events", key, value, now_ms)
+    out.close()
+    return len(_FEEDS[(feed, n_events)])
 
 
 async def raw_consume(s: Settings, expected: int) -> tuple[float, int]:
@@ -340,7 +348,7 @@ def round_settings(home: Path, broker, endpoint, args, r: int) -> Settings:
         faust_app_id=f"pulse-bench-{tag}", stream_batch_size=args.batch, stream_batch_window_s=args.window)
 
 
-def throughput_round(s: Settings, args, home: Path, first: bool) -> dict:
+def throughput_round(s: Settings, args, home: Path, first: bool, feed: str, events: int) -> dict:
     """Fill the input topic, time raw aiokafka consumption of it, then time the workers
     draining it into ClickHouse. Prints the round's figures; returns them."""
     from pulse.admin import create_topics
@@ -349,11 +357,8 @@ def throughput_round(s: Settings, args, home: Path, first: bool) -> dict:
 
     create_topics(s)
     t = time.perf_counter()
-    if args.feed == "lifecycles":
-        n = produce_backlog(s, EventFactory(), args.events)
-    else:
-        n = produce_simulated(s, args.events)
-    print(f"produced backlog ({args.feed} feed): {n:,} events in {time.perf_counter() - t:.1f} s")
+    n = produce_backlog(s, feed, events)
+    print(f"produced backlog ({feed} feed): {n:,} events in {time.perf_counter() - t:.1f} s")
 
     dt, got = asyncio.run(raw_consume(s, n))
     base_rate = got / dt
@@ -481,12 +486,14 @@ def freshness_phase(s: Settings, args, home: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--events", type=int, default=400_000)
+    ap.add_argument("--events", type=int, default=400_000, help="events per round of the lifecycles feed")
     ap.add_argument("--rounds", type=int, default=3,
-                    help="throughput rounds, each on fresh topics and a fresh database; the median is the figure")
-    ap.add_argument("--feed", choices=("simulated", "lifecycles"), default="simulated",
-                    help="simulated: a province month in event-time order (a state change per event); "
-                         "lifecycles: each dossier's four events together (a re-sync of closed dossiers)")
+                    help="rounds of the lifecycles feed (each dossier's four events together, a re-sync of "
+                         "closed dossiers), each on fresh topics and a fresh database; the median is the figure")
+    ap.add_argument("--live-events", type=int, default=300_000, help="events per round of the simulated feed")
+    ap.add_argument("--live-rounds", type=int, default=1,
+                    help="rounds of the simulated feed (a province month in event-time order: every event "
+                         "changes its dossier's state)")
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--batch", type=int, default=2000)
@@ -514,17 +521,18 @@ def main(argv=None) -> int:
     endpoint = start_endpoint(home / "chdb")
     args.broker_pid, args.endpoint_pid = broker.pid(), endpoint.proc.pid
     try:
-        results = []
-        for r in range(1, args.rounds + 1):
-            print(f"--- throughput round {r} of {args.rounds}")
+        plan = [("lifecycles", args.events)] * args.rounds + [("simulated", args.live_events)] * args.live_rounds
+        results: dict[str, list[dict]] = {}
+        for r, (feed, events) in enumerate(plan, 1):
+            print(f"--- throughput round {r} of {len(plan)}: {feed} feed")
             s = round_settings(home, broker, endpoint, args, r)
-            results.append(throughput_round(s, args, home / f"r{r}", first=r == 1))
-        if args.rounds > 1:
-            med = {k: statistics.median(x[k] for x in results if x[k] is not None)
-                   for k in ("rate", "steady", "baseline") if any(x[k] is not None for x in results)}
-            steadies = ", ".join(f"{x['steady']:,.0f}" for x in results if x["steady"])
-            overall = ", ".join(f"{x['rate']:,.0f}" for x in results)
-            print(f"throughput, median of {args.rounds} rounds ({args.workers} worker(s), {args.events:,} events each): "
+            results.setdefault(feed, []).append(throughput_round(s, args, home / f"r{r}", r == 1, feed, events))
+        for feed, res in results.items():
+            med = {k: statistics.median(x[k] for x in res if x[k] is not None)
+                   for k in ("rate", "steady", "baseline") if any(x[k] is not None for x in res)}
+            steadies = ", ".join(f"{x['steady']:,.0f}" for x in res if x["steady"])
+            overall = ", ".join(f"{x['rate']:,.0f}" for x in res)
+            print(f"throughput, {feed} feed, median of {len(res)} round(s) ({args.workers} worker(s)): "
                   f"steady state {med.get('steady', 0):,.0f} events/s [{steadies}], "
                   f"from the first worker ready {med['rate']:,.0f} events/s [{overall}]; "
                   f"raw aiokafka consumption {med['baseline']:,.0f} events/s "

@@ -420,11 +420,26 @@ async def process_dossier_batch(rt: Runtime, messages, owned=lambda: True) -> No
     await _confirmed(await prepared.finish(owned))
 
 
-def maybe_validate_micro_batch(rt: Runtime, force: bool = False) -> None:
-    """GX on micro-batches (every N rows or T seconds) in a child process, off the hot path.
+def gx_due(waiting: list[int], cap: int, since_s: float, every_s: float, loaded_every_s: float,
+           force: bool = False) -> bool:
+    """Whether a GX run is due, given the rows waiting per suite (each at most ``cap``) and
+    the seconds since the last run. A light stream: every ``every_s``, on every row. Once a
+    suite has more rows than a run takes (the cap: under load), one run per
+    ``loaded_every_s`` on the newest rows: a run's cost is nearly fixed, so its cadence is
+    what costs. ``force``: now, if anything waits."""
+    if not any(waiting):
+        return False
+    if force:
+        return True
+    loaded = any(n >= cap for n in waiting)
+    return since_s >= (loaded_every_s if loaded else every_s)
 
-    Under load GX sees a SAMPLE: at most ``gx_batch_rows`` rows per suite (the newest), at
-    most one run per ``gx_min_interval_s``. A GX run costs ~0.3 s of CPU plus ~10 µs per
+
+def maybe_validate_micro_batch(rt: Runtime, force: bool = False) -> None:
+    """GX on micro-batches (every T seconds) in a child process, off the hot path.
+
+    Under load GX sees a SAMPLE: at most ``gx_batch_rows`` rows per suite (the newest), one
+    run per ``gx_min_interval_s``. A GX run costs ~0.3 s of CPU plus ~10 µs per
     row, so validating every row in runs as often as batches come would take much of one
     of the machine's two cores at 20,000 events/s; the per-event Checker applies the same
     suites to every event anyway (dead letters are never sampled).
@@ -440,11 +455,9 @@ def maybe_validate_micro_batch(rt: Runtime, force: bool = False) -> None:
             del rows[: len(rows) - cap]
     if rt.gx_task is not None and not rt.gx_task.done():
         return
-    n = sum(len(r) for r in rt.gx_rows.values())
-    since = time.monotonic() - rt.gx_last
-    due = (n >= cap and since >= float(tunable(settings, "gx_min_interval_s"))) or (
-        n and since >= float(tunable(settings, "gx_batch_seconds")))
-    if not (due or (force and n)):
+    if not gx_due([len(r) for r in rt.gx_rows.values()], cap, time.monotonic() - rt.gx_last,
+                  float(tunable(settings, "gx_batch_seconds")), float(tunable(settings, "gx_min_interval_s")),
+                  force):
         return
     batches = {k: v for k, v in rt.gx_rows.items() if v}
     rt.gx_rows = {"dossier_events": [], "ratings": []}

@@ -384,6 +384,20 @@ def test_a_batch_is_acked_only_once_the_broker_has_its_changelog(rt, monkeypatch
     run(go())
 
 
+def test_gx_runs_every_batch_seconds_when_light_and_every_min_interval_under_load():
+    from streams.agents import gx_due
+    # light: 4,000 rows waiting of a 10,000 cap -> every 10 s
+    assert not gx_due([4000, 0], 10_000, 9.9, 10.0, 30.0)
+    assert gx_due([4000, 0], 10_000, 10.0, 10.0, 30.0)
+    # under load (a suite at its cap): the longer cadence, whichever suite is loaded
+    assert not gx_due([10_000, 5], 10_000, 29.0, 10.0, 30.0)
+    assert not gx_due([5, 10_000], 10_000, 29.0, 10.0, 30.0)
+    assert gx_due([10_000, 5], 10_000, 30.0, 10.0, 30.0)
+    # nothing waiting: never, even forced; forced with rows: now
+    assert not gx_due([0, 0], 10_000, 1e9, 10.0, 30.0, force=True)
+    assert gx_due([1, 0], 10_000, 0.0, 10.0, 30.0, force=True)
+
+
 def test_gx_micro_batch_sees_every_contract_valid_event_including_rejected_ones(rt):
     """GX must see data-rule failures (here: an unknown unit), not only accepted events;
     bytes that are not even JSON have no row to validate."""
