@@ -537,9 +537,12 @@ class ClickHouseSink:
                     if due and n < self.max_rows and not self._closing:
                         # at most one insert per interval (unless max_rows are waiting); the
                         # interval grows with the rows arriving (insert_interval)
+                        # the rate over at least the least interval: rows that came in a clump
+                        # just after an insert (a stalled batch let through) are not a busy stream
                         since = now - self._last_insert
-                        interval = insert_interval(n / since if since > 0 else float("inf"), self.min_interval_s,
-                                                   self.busy_interval_s, self.busy_rows_per_s)
+                        rate = n / max(since, self.min_interval_s, 1e-3)
+                        interval = insert_interval(rate, self.min_interval_s, self.busy_interval_s,
+                                                   self.busy_rows_per_s)
                         rest = interval - since
                         if rest > 0:
                             self._cv.wait(rest)

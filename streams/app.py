@@ -48,8 +48,9 @@ DEFAULTS = {
     # prepared batches waiting while one is being finished: the CPU work of the next ones
     # overlaps the ClickHouse insert and broker acks of the current one (bench_pipeline:
     # one worker 13.0k events/s at depth 1, 14.5k at 2, 16.6k at 4, same session); 6
-    # covers the sinks' minimum interval below at 20,000 events/s
-    "pipeline_depth": 6,
+    # covers the sinks' minimum interval below at 20,000 events/s; 8 covers the longer busy
+    # interval (1.2 s)
+    "pipeline_depth": 8,
     # at most one insert per table per this many seconds while batches keep coming: a chDB
     # insert costs ~25 ms of CPU whatever its size, and once batches no longer waited for
     # each other every batch was its own insert (endpoint 20-22 µs of CPU per event, vs
@@ -58,9 +59,12 @@ DEFAULTS = {
     # ... growing with the rows a sink receives, up to this interval at this many rows per
     # second (sinks.writer.insert_interval). Two workers on two cores, same session:
     # 20,720 events/s with endpoint 9 µs of CPU per event at a fixed 0.6 s, 18,061 and
-    # 12 µs at 0.3 s; a light stream keeps the short interval (freshness).
-    "sink_busy_interval_s": 0.8,
-    "sink_busy_rows_per_s": 10_000,
+    # 12 µs at 0.3 s; a light stream keeps the short interval (freshness). Then 1.2 s at
+    # 6,000 rows/s (from 0.8 s at 10,000): endpoint 7 µs of CPU per event, from 11-13, and
+    # 23,101 events/s steady (lifecycles feed; 20,079-21,373 in the runs before it that day);
+    # at 1,000 events/s a worker's sink is at ~0.375 s instead of ~0.33.
+    "sink_busy_interval_s": 1.2,
+    "sink_busy_rows_per_s": 6_000,
 }
 
 
