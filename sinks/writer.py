@@ -272,6 +272,15 @@ class _BatchEncoder:
         return out
 
 
+def arrival_rate(rows_waiting: int, since_insert_s: float, min_s: float) -> float:
+    """Rows per second arriving at a sink: those waiting over the time since its last
+    insert, but over at least the least interval ``min_s``. Rows that come in a clump just
+    after an insert (a batch held up, then let through) are not a busy stream: over the
+    bare time since the insert they read as one, and the next insert waited for the busy
+    interval (freshness spikes of 1.8 s at 1,000 events/s with a 1.2 s busy interval)."""
+    return rows_waiting / max(since_insert_s, min_s, 1e-3)
+
+
 def insert_interval(rows_per_s: float, min_s: float, busy_s: float, busy_rows_per_s: float) -> float:
     """Least time between two inserts of a sink, given the rate its rows arrive at.
 
@@ -537,12 +546,9 @@ class ClickHouseSink:
                     if due and n < self.max_rows and not self._closing:
                         # at most one insert per interval (unless max_rows are waiting); the
                         # interval grows with the rows arriving (insert_interval)
-                        # the rate over at least the least interval: rows that came in a clump
-                        # just after an insert (a stalled batch let through) are not a busy stream
                         since = now - self._last_insert
-                        rate = n / max(since, self.min_interval_s, 1e-3)
-                        interval = insert_interval(rate, self.min_interval_s, self.busy_interval_s,
-                                                   self.busy_rows_per_s)
+                        interval = insert_interval(arrival_rate(n, since, self.min_interval_s), self.min_interval_s,
+                                                   self.busy_interval_s, self.busy_rows_per_s)
                         rest = interval - since
                         if rest > 0:
                             self._cv.wait(rest)

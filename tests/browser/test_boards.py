@@ -224,10 +224,12 @@ BIG_NUMBERS = {  # overview chart title -> v_province_now column
 
 
 def _bignums(charts: list[dict]) -> dict[str, float]:
+    """Big-number charts by title. Superset's "No data" (a unit leader's unit with no
+    rating yet, no dossier today) is left out: ``_assert_same`` then says "not shown"."""
     out = {}
     for c in charts:
         title = c["title"].strip() or c["text"].split("\n")[0].strip()
-        if title in BIG_NUMBERS and c["bignum"]:
+        if title in BIG_NUMBERS and c["bignum"] and c["bignum"].strip().lower() != "no data":
             out[title] = parse_vn_number(c["bignum"])
     return out
 
