@@ -114,7 +114,9 @@ def simulated_feed(n_events: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
     in different batches and each one changes the dossier's state (a state row and a
     changelog record per event), as in a live stream or a backlog of one."""
     from simulator import DOSSIER_TOPIC, SimConfig, generate
-    days = 30       # a simulated month ending yesterday, at a scale that gives n_events (~83,000 per unit)
+    # a simulated month ending yesterday; a unit of scale gave ~83,000 dossier events, so
+    # n_events / 75,000 gives a few more than asked for, and the feed is cut at n_events
+    days = 30
     start = (datetime.now(VN) - timedelta(days=days + 1)).date()
     cfg = SimConfig(start=start, days=days, scale=max(0.1, n_events / 75_000), seed=seed)
     out: list[tuple[bytes, bytes]] = []
