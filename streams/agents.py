@@ -83,6 +83,22 @@ class Metrics:
                         "wait_input": 0.0, "wait_finish": 0.0, "ack_wait": 0.0}
         self._prev = (time.monotonic(), 0)
         self._sinks: list = []
+        # the cyclic GC's share: the dossier table is millions of long-lived containers
+        self.gc_s = 0.0
+        self.gc_max_s = 0.0           # the longest collection (a pause of the whole worker)
+        self.gc_collections = 0
+        self._gc_t0 = 0.0
+        gc.callbacks.append(self._gc_clock)
+
+    def _gc_clock(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_t0 = time.thread_time()
+        else:
+            took = time.thread_time() - self._gc_t0
+            self.gc_s += took
+            self.gc_collections += 1
+            if took > self.gc_max_s:
+                self.gc_max_s = took
 
     def total(self) -> int:
         return sum(self.events.values())
@@ -95,7 +111,7 @@ class Metrics:
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and not isinstance(v, dict)} | {
-            "events": self.total(), "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
+            "events": self.total(), "gc_s": round(self.gc_s, 3), "gc_max_s": round(self.gc_max_s, 3), "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
             "sinks": {sk.name: {"batches": sk.stats.batches, "insert_s": round(sk.stats.insert_s, 3),
                                 "retries": sk.stats.retries} for sk in self._sinks if sk.stats.batches}}
 

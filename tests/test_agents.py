@@ -535,3 +535,12 @@ def test_the_gx_child_runs_niced_and_ends_when_its_worker_is_killed():
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_gc_thresholds_from_the_environment_or_the_default():
+    from streams.__main__ import GC_THRESHOLDS, gc_thresholds
+    assert gc_thresholds("") == GC_THRESHOLDS
+    assert gc_thresholds(" 700,10,10 ") == (700, 10, 10)
+    for bad in ("700,10", "a,b,c", "0,10,10", "1,2,3,4"):
+        with pytest.raises(SystemExit, match="PULSE_GC_THRESHOLD"):
+            gc_thresholds(bad)
