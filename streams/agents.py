@@ -362,7 +362,7 @@ async def prepare_dossier_batch(rt: Runtime, messages, generation=None) -> Prepa
     """Validate a batch, apply it to the dossiers' event sets IN MEMORY and hand its rows to
     the sinks. A dossier's current set is the newest one: from a batch still being written
     (``rt.overlay``) or else from the table. Nothing reaches the table before ``finish``."""
-    from sinks.rows import dossier_event_row
+    from sinks.rows import dossier_event_row_of
     if generation is not None and generation != rt.overlay_generation:
         rt.overlay.clear()
         rt.overlay_generation = generation
@@ -382,10 +382,10 @@ async def prepare_dossier_batch(rt: Runtime, messages, generation=None) -> Prepa
         c = compact(ev)
         entry = by_code.get(ev.dossier_code)
         if entry is None:
-            by_code[ev.dossier_code] = [m, [c], [(ev, m)]]
+            by_code[ev.dossier_code] = [m, [c], [(ev, m, c)]]
         else:
             entry[1].append(c)
-            entry[2].append((ev, m))
+            entry[2].append((ev, m, c))
         tp = (m.topic, m.partition)
         if c[T] > latest.get(tp, -1 << 62):
             latest[tp] = c[T]
@@ -408,8 +408,8 @@ async def prepare_dossier_batch(rt: Runtime, messages, generation=None) -> Prepa
         if d:  # the sources of the events applied (merge_fresh keeps the compact objects)
             applied_ids = set(map(id, fresh))
             sources = [src for c, src in zip(compacts, sources) if id(c) in applied_ids]
-        for ev, m in sources:
-            event_rows.append(dossier_event_row(ev, m.topic, m.partition, m.offset))
+        for ev, m, c in sources:
+            event_rows.append(dossier_event_row_of(c, ev, m.topic, m.partition, m.offset))
         st = rt.logic.state(code, merged, now)
         state_rows.append(st.row)
         if st.facts.illegal_transitions and {c[ID] for c in compacts}.intersection(st.facts.illegal_event_ids):
@@ -900,7 +900,20 @@ async def prepare_runtime():
     runtime()
     if tunable(settings, "gx_enabled"):
         from streams import dq
-        dq.pool(nice=int(tunable(settings, "gx_nice"))).submit(dq.warm)
+        global _gx_warm
+        _gx_warm = dq.pool(nice=int(tunable(settings, "gx_nice"))).submit(dq.warm)
+
+
+_gx_warm = None   # the GX child's start-up (a concurrent Future): done once GX is loaded in it
+
+
+def _gx_state() -> str:
+    """'off', 'starting' or 'ready' (GX loaded in the child; 'failed' if that raised)."""
+    if not tunable(settings, "gx_enabled"):
+        return "off"
+    if _gx_warm is None or not _gx_warm.done():
+        return "starting"
+    return "failed" if _gx_warm.exception() is not None else "ready"
 
 
 # ----------------------------------------------------------------------------- web
@@ -935,13 +948,15 @@ class PulseDebug(View):
 
 @app.page("/pulse/status/")
 class PulseStatus(View):
-    """Readiness and counters: ``ready`` once partitions are assigned and tables recovered."""
+    """Readiness and counters: ``ready`` once partitions are assigned and tables recovered;
+    ``gx``: the data-quality child's start-up ('starting', 'ready', 'off', 'failed'), which
+    the stream does not wait for."""
 
     async def get(self, request: Request) -> Response:
         rt = _runtime
         ready = bool(rt is not None and rt.ready and _recovered()
                      and rt.index_generation == app.consumer_generation_id)
-        body = {"ready": ready, "generation": app.consumer_generation_id,
+        body = {"ready": ready, "gx": _gx_state(), "generation": app.consumer_generation_id,
                 "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()),
                 "metrics": rt.metrics.as_dict() if rt else {}, "flow": _flow_state()}
         return self.json(body)

@@ -167,10 +167,18 @@ class DurableTable(faust.Table):
         from faust.serializers.codecs import dumps
         data, send = self.data, self.app.producer.send
         topic, serializer = self.changelog_topic.get_topic_name(), self.value_serializer
+        if serializer == "json":
+            # what Faust's json codec writes for these values (orjson's bytes), without its
+            # codec lookup and layers per record
+            import orjson
+            encode = orjson.dumps
+        else:
+            def encode(value):
+                return dumps(serializer, value)
         sent = []
         for key, value, partition in items:
             data[key] = value
-            sent.append(await send(topic, key, dumps(serializer, value), partition, None, None))
+            sent.append(await send(topic, key, encode(value), partition, None, None))
         return sent
 
 

@@ -37,10 +37,14 @@ from rules.timeliness import Judgement, Outcome, is_overdue, judge
 VN = timezone(timedelta(hours=7))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ONE_MS = timedelta(milliseconds=1)
+
+
 def to_ms(t: datetime | None) -> int | None:
-    # timestamp() is (t - epoch).total_seconds() for an aware datetime (local time for a
-    # naive one), in one C call
-    return None if t is None else int(t.timestamp() * 1000)
+    """Epoch milliseconds (floor) of an aware datetime. In integers: exact, and cheaper than
+    ``int(t.timestamp() * 1000)`` (two float roundings)."""
+    return None if t is None else (t - _EPOCH) // _ONE_MS
 
 
 _FROM_MS: dict = {}

@@ -671,7 +671,8 @@ def test_sink_stores_exactly_what_a_plain_insert_stores(ch_settings, client):
 
     from schemas.codec import decode_rating
     from sinks.rows import (ALERT_COLUMNS, DQ_RESULT_COLUMNS, TABLE_COLUMNS, dossier_event_row,
-                            rating_row)
+                            dossier_event_row_of, rating_row)
+    from streams.core import compact
 
     now = datetime.now(VN).replace(microsecond=123456)
     utc7, utc_minus = timezone(timedelta(hours=7)), timezone(timedelta(hours=-9, minutes=-30))
@@ -684,6 +685,12 @@ def test_sink_stores_exactly_what_a_plain_insert_stores(ch_settings, client):
     for r in tick_rows:
         r[0] += "-ticks"
         r[1], r[2] = int(r[1].timestamp() * 1000), int(r[2].timestamp() * 1000)
+    # the stream's rows: every time as epoch ms (DateTime64(3) ticks), supplements too
+    of_rows = [dossier_event_row_of(compact(ev), ev, "motcua.dossier-status", i % 3, 1000 + i)
+               for i, ev in enumerate(events[100:200])]
+    for r in of_rows:
+        r[0] += "-of"
+    assert any(r[19] for r in of_rows) and any(r[18] is None for r in of_rows)
     state_rows = []
     for i in range(300):
         t = (now - timedelta(minutes=37 * i, microseconds=i)).astimezone(utc7)
@@ -714,7 +721,7 @@ def test_sink_stores_exactly_what_a_plain_insert_stores(ch_settings, client):
                "message": f"hồ sơ {i}"} for i in range(40)]   # mappings (as streams.core.alert_row), keys in another order
     metrics = [[now - timedelta(seconds=5 * i), "w1", "motcua-pulse", "motcua.dossier-status", i % 3, i, i + 10, 10,
                 800 + i, 500.5] for i in range(50)]
-    cases = [("dossier_events", [ev_rows, tick_rows]), ("dossier_state", [state_rows]), ("ratings", [ratings]),
+    cases = [("dossier_events", [ev_rows, tick_rows, of_rows]), ("dossier_state", [state_rows]), ("ratings", [ratings]),
              ("dead_letters", [dead]), ("dq_results", [dq]), ("alerts", [alerts]), ("pipeline_metrics", [metrics])]
     assert {t for t, _ in cases} == set(TABLE_COLUMNS)
     assert len(DQ_RESULT_COLUMNS) == len(dq[0]) and set(alerts[0]) == set(ALERT_COLUMNS)
