@@ -326,17 +326,15 @@ def profile_batch_path(n_events: int = 20_000) -> str:
 
 
 def stable_split(workers, client, topic_prefix: str, timeout: float = 300):
-    """Wait until every worker is ready (its GX child started too) under one consumer
-    generation with the 4 input partitions split between them; returns (monotonic, wall
-    clock, rows queryable then), or (None, None, 0) if that did not happen in ``timeout``."""
+    """Wait until every worker is ready under one consumer generation with the 4 input
+    partitions split between them; returns (monotonic, wall clock, rows queryable then),
+    or (None, None, 0) if that did not happen in ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         sts = [w.status() or {} for w in workers]
         parts = [a for st in sts for a in st.get("assigned", []) if a.startswith(topic_prefix)]
-        # ... and done starting up: each worker's GX child loads GX (~2.8 s of CPU, niced)
-        # once, at the worker's start; in a 15 s window that one-off was 5-8 µs per event
-        if all(st.get("ready") and st.get("gx") != "starting" for st in sts) \
-                and len({st.get("generation") for st in sts}) == 1 and len(parts) == len(set(parts)) == 4:
+        if all(st.get("ready") for st in sts) and len({st.get("generation") for st in sts}) == 1 \
+                and len(parts) == len(set(parts)) == 4:
             n0 = client.query("SELECT count() FROM dossier_events").result_rows[0][0] if client else 0
             return time.monotonic(), time.time(), n0
         time.sleep(0.2)

@@ -19,7 +19,7 @@ Status codes (TrangThaiHoSo, DVCQG): 1 new, 2 received, 3 not accepted, 4 in pro
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Sequence
@@ -51,6 +51,27 @@ LEGAL_NEXT: dict[int | None, frozenset[int]] = {
 def is_legal_transition(prev: int | None, new: int) -> bool:
     """May a dossier move from status ``prev`` (None: no event yet) to ``new``?"""
     return int(new) in LEGAL_NEXT.get(None if prev is None else int(prev), frozenset())
+
+
+def positional(cls: type) -> Callable[..., Any]:
+    """A constructor of frozen dataclass ``cls`` from ALL its fields, positionally, that
+    fills the instance dict in one step. A frozen dataclass's ``__init__`` sets each field
+    with ``object.__setattr__``: 2.9 µs for DossierFacts' 25 fields, 1.2 µs this way, and
+    the stream builds one DossierFacts, Judgement and DossierState per state change. Same
+    instance (equal, same repr and hash); no defaults, no ``__post_init__``."""
+    names = tuple(f.name for f in fields(cls))
+    if getattr(cls, "__post_init__", None) is not None:
+        raise TypeError(f"{cls.__name__} has a __post_init__")
+    new = object.__new__
+
+    def make(*values: Any):
+        if len(values) != len(names):
+            raise TypeError(f"{cls.__name__}: {len(names)} values expected, got {len(values)}")
+        obj = new(cls)
+        obj.__dict__.update(zip(names, values))
+        return obj
+    make.__name__ = make.__qualname__ = f"{cls.__name__}_positional"
+    return make
 
 
 @dataclass(frozen=True)
@@ -136,6 +157,9 @@ class DossierFacts:
     @property
     def waiting_for_citizen(self) -> bool:
         return self.status == SUPPLEMENT
+
+
+_facts = positional(DossierFacts)
 
 
 def dedupe_sorted(events: Iterable[EventFacts]) -> list[EventFacts]:
@@ -304,7 +328,7 @@ def fold_rows(dossier_code: str, rows: Iterable[Sequence], when: Callable[[Any],
         first_time = None if first_time is None else when(first_time)
         last_time = None if last_time is None else when(last_time)
 
-    return DossierFacts(  # positional: a third cheaper than keywords (one per state of the stream)
+    return _facts(  # DossierFacts(...), all fields positionally (one per state of the stream)
         dossier_code, int(status), unit_code, procedure_code, procedure_field, applied[-1][ROW_CHANNEL],
         submitted_at, received_at, first_promised_at, promised_at, finished_at, returned_at, refused_at,
         stopped_at, withdrawn_at, _rounds(applied, when) if with_rounds else (),

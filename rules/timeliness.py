@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from rules.lifecycle import (CLOSED, FINISHED, NOT_ACCEPTED, RETURNED, STOPPED, WITHDRAWN,
-                             DossierFacts, Round)
+                             DossierFacts, Round, positional)
 
 
 class Outcome(str, Enum):
@@ -128,6 +128,9 @@ class Judgement:
     resolution_working_days: float | None
 
 
+_judgement = positional(Judgement)
+
+
 def _base(f: DossierFacts) -> tuple[datetime | None, bool]:
     """(base date, shift_by_wait)."""
     if f.rounds and f.rounds[0].old_promised_at is not None:
@@ -154,7 +157,7 @@ def judge(f: DossierFacts, cal, *, early_min_working_days: float = 1.0,
     t, kind = finish_time(f)
     if kind in ("stopped", "refused", "withdrawn"):
         wait = supplement_wait_working_days(f.rounds, cal, t)
-        return Judgement(Outcome(kind), t, None, None, wait, None)
+        return _judgement(Outcome(kind), t, None, None, wait, None)
     is_open = t is None
     at = t if not is_open else as_of
     wait = supplement_wait_working_days(f.rounds, cal, at)
@@ -180,9 +183,9 @@ def judge(f: DossierFacts, cal, *, early_min_working_days: float = 1.0,
 
     if is_open:
         if at is None:
-            return Judgement(Outcome.OPEN, None, deadline, None, wait, None)
+            return _judgement(Outcome.OPEN, None, deadline, None, wait, None)
         late = len(f.rounds) >= 2 or (slack is not None and slack < 0)
-        return Judgement(Outcome.LATE if late else Outcome.OPEN, None, deadline, slack, wait, None)
+        return _judgement(Outcome.LATE if late else Outcome.OPEN, None, deadline, slack, wait, None)
 
     if len(f.rounds) >= 2:
         outcome = Outcome.LATE
@@ -194,7 +197,7 @@ def judge(f: DossierFacts, cal, *, early_min_working_days: float = 1.0,
         outcome = Outcome.ON_TIME
     else:
         outcome = Outcome.LATE
-    return Judgement(outcome, t, deadline, slack, wait, resolution)
+    return _judgement(outcome, t, deadline, slack, wait, resolution)
 
 
 def is_overdue(f: DossierFacts, j: Judgement, now: datetime) -> bool:

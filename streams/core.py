@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Sequence
 
-from rules.lifecycle import DossierFacts, EventFacts, Round, fold, fold_rows
+from rules.lifecycle import DossierFacts, EventFacts, Round, fold, fold_rows, positional
 # compact event layout: rules.lifecycle's event rows, so DossierLogic folds the stored lists as they are
 from rules.lifecycle import (FLAG_DIGITISED as F_DIGITISED, FLAG_ERESULT as F_ERESULT,
                              FLAG_VNEID as F_VNEID, ROW_CHANNEL as CHANNEL, ROW_FIELD as FIELD,
@@ -143,6 +143,9 @@ class DossierState:
         return to_ms(self.judgement.deadline)
 
 
+_dossier_state = positional(DossierState)
+
+
 class DossierLogic:
     """Judges dossiers. ``legal_days(procedure_code)`` gives the procedure's legal working days."""
 
@@ -194,7 +197,7 @@ class DossierLogic:
             f.is_open, overdue, f.digitised, f.paid_online > 0, f.vneid, f.electronic_result,
             f.first_event_time, f.last_event_time, version, updated_at,
         ]
-        return DossierState(f.dossier_code, f, j, overdue, version, row)
+        return _dossier_state(f.dossier_code, f, j, overdue, version, row)
 
 
 # --------------------------------------------------------------------------- alerts

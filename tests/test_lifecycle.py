@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import itertools
 import random
+
+import pytest
 from datetime import datetime, timedelta, timezone
 
 from rules.lifecycle import (CLOSED, FINISHED, NOT_ACCEPTED, RETURNED, STOPPED, SUPPLEMENT, WITHDRAWN, DossierFacts,
@@ -224,3 +226,18 @@ def test_fold_rows_on_millisecond_keys_matches_the_fold_on_datetimes():
         ref = reference_fold(f"D{k}", events)
         assert got == ref and repr(got) == repr(ref)
 
+
+
+def test_positional_constructor_builds_the_same_frozen_instance():
+    from dataclasses import FrozenInstanceError, astuple
+
+    from rules.lifecycle import positional
+    make = positional(Round)
+    t = datetime(2026, 5, 4, 9, 30, tzinfo=timezone(timedelta(hours=7)))
+    values = (t, None, t + timedelta(days=2), None)
+    got, want = make(*values), Round(*values)
+    assert got == want and repr(got) == repr(want) and hash(got) == hash(want) and astuple(got) == values
+    with pytest.raises(FrozenInstanceError):
+        got.resumed_at = t
+    with pytest.raises(TypeError, match="4 values expected"):
+        make(t)
