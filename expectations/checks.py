@@ -49,7 +49,8 @@ from schemas.codec import decode_dossier, decode_rating, json_validator
 from schemas.contracts import MAX_EVENT_BYTES, DossierEvent, KioskRating
 from schemas.errors import INVALID_JSON, OVERSIZE, ContractError
 
-from .flatten import _flatten_dossier_model, flatten_dossier, flatten_rating
+from .flatten import (DOSSIER_MODEL_COLUMNS, DOSSIER_MODEL_NAMES, _flatten_dossier_model, flatten_dossier,
+                      flatten_rating)
 from .suite_io import DOSSIER_SUITE, PAIR_SEPARATOR, RATING_SUITE, SuiteError, load_suite
 
 CONTRACT_PREFIX = "contract."
@@ -372,7 +373,8 @@ def _pass_expr(r: CompiledRule, g: _CodeGen, regex_known: dict) -> str:
     return expr
 
 
-def _generate(rules: list[CompiledRule], name: str) -> tuple[Callable[[dict], bool], str]:
+def _generate(rules: list[CompiledRule], name: str, model: dict[str, str | None] | None = None,
+              model_names: dict[str, Any] | None = None) -> tuple[Callable[[dict], bool], str, Callable | None]:
     g = _CodeGen()
     # Per regex rule: strings known from the suite's value sets that the regex accepts, so
     # the common case is one set lookup instead of a regex run. Candidates: the value sets of
@@ -401,12 +403,29 @@ def _generate(rules: list[CompiledRule], name: str) -> tuple[Callable[[dict], bo
                   "    except KeyError:",
                   "        get = row.get"]
         lines += [f"        {v} = get({g.literal(c)})" for c, v in cols]
-    lines += [f"    if not {e}:\n        return False" for e in exprs]
-    lines.append("    return True")
-    source = "\n".join(lines) + "\n"
+    checks = [f"    if not {e}:\n        return False" for e in exprs] + ["    return True"]
+    source = "\n".join(lines + checks) + "\n"
     namespace = dict(g.consts)
     exec(compile(source, f"<suite {name}>", "exec"), namespace)
-    return namespace["passes"], source
+    passes = namespace["passes"]
+
+    passes_model = None
+    if model is not None and all(type(c) is str and c in model for c, _ in cols):
+        # The same tests over a decoded event's fields ``d``: each column's value as the row
+        # would hold it (``model``: the field as it is, or an expression over d and now).
+        direct = [(c, v) for c, v in cols if model[c] is None]
+        mlines = ["def passes_model(d, now):"]
+        if direct:
+            mpick = g.const(operator.itemgetter(*(c for c, _ in direct)), "mpick")
+            mnames = ", ".join(v for _, v in direct) + ("," if len(direct) == 1 else "")
+            mlines.append(f"    {mnames} = {mpick}(d)" if len(direct) > 1 else f"    {mnames} = {mpick}(d),")
+        mlines += [f"    {v} = {model[c]}" for c, v in cols if model[c] is not None]
+        model_source = "\n".join(mlines + checks) + "\n"
+        namespace = {**g.consts, **(model_names or {})}
+        exec(compile(model_source, f"<suite {name}, model path>", "exec"), namespace)
+        passes_model = namespace["passes_model"]
+        source += "\n" + model_source
+    return passes, source, passes_model
 
 
 def _declines(row: dict) -> bool:
@@ -414,13 +433,20 @@ def _declines(row: dict) -> bool:
 
 
 class CompiledSuite:
-    def __init__(self, suite: dict):
+    """A suite's rules, compiled. ``model``/``model_names``: how its columns come out of a
+    decoded event's fields (e.g. flatten.DOSSIER_MODEL_COLUMNS), for ``passes_model(d, now)``,
+    the generated tests run on the event's ``__dict__`` without building its row; None when
+    not given or when the suite names a column the model does not know. Like ``passes``
+    it only answers True when the row would pass every rule."""
+
+    def __init__(self, suite: dict, model: dict[str, str | None] | None = None,
+                 model_names: dict[str, Any] | None = None):
         self.name = suite["name"]
         self.rules = [_compile(e) for e in suite.get("expectations", [])]
         try:
-            self.passes, self.source = _generate(self.rules, str(self.name))
+            self.passes, self.source, self.passes_model = _generate(self.rules, str(self.name), model, model_names)
         except Exception:  # e.g. a column name that is not hashable: every row to the closures
-            self.passes, self.source = _declines, None
+            self.passes, self.source, self.passes_model = _declines, None, None
 
     def interpret(self, row: dict) -> list[Failure]:
         """Every rule's closure on the row: the reference interpretation of the suite."""
@@ -469,6 +495,37 @@ def _verdict(event: Any, row: dict, suite: CompiledSuite) -> Verdict:
     return v
 
 
+class _PassingVerdict(Verdict):
+    """A Verdict of an event that passed every rule on the model path: its row (for GX,
+    which takes a sample of them) is flattened when first read."""
+
+    @property
+    def row(self) -> dict:  # type: ignore[override]
+        d = self.__dict__
+        row = d.get("_row")
+        if row is None:
+            row = d["_row"] = d["_flatten"](self.event, d["_now"])
+        return row
+
+    def __eq__(self, other: object) -> bool:   # equal to the Verdict with the same fields
+        if not isinstance(other, Verdict):
+            return NotImplemented
+        return (self.ok, self.event, self.failures, self.row) == (other.ok, other.event, other.failures, other.row)
+
+    __hash__ = Verdict.__hash__
+
+
+def _passing(event: Any, now: datetime, flatten: Callable) -> Verdict:
+    v = _new(_PassingVerdict)
+    d = v.__dict__
+    d["ok"] = True
+    d["event"] = event
+    d["failures"] = []
+    d["_flatten"] = flatten
+    d["_now"] = now
+    return v
+
+
 def _lenient_object(raw: bytes) -> dict | None:
     try:
         obj = json.loads(bytes(raw).decode("utf-8"))
@@ -481,7 +538,7 @@ class Checker:
     """Per-event validation with the suites' rules. Build once; thread-safe (no mutable state)."""
 
     def __init__(self, dossier_suite: dict, rating_suite: dict, max_event_bytes: int = MAX_EVENT_BYTES):
-        self.dossier = CompiledSuite(dossier_suite)
+        self.dossier = CompiledSuite(dossier_suite, DOSSIER_MODEL_COLUMNS, DOSSIER_MODEL_NAMES)
         self.rating = CompiledSuite(rating_suite)
         self.max_event_bytes = int(max_event_bytes)
         self._validate_dossier = json_validator(DossierEvent)
@@ -503,13 +560,14 @@ class Checker:
     # --- public API ---
     def check_dossier(self, raw: bytes, now: datetime | None = None) -> Verdict:
         return self._check_fast(raw, now, self._validate_dossier, _flatten_dossier_model,
-                                decode_dossier, flatten_dossier, self.dossier)
+                                decode_dossier, flatten_dossier, self.dossier, DossierEvent)
 
     def check_rating(self, raw: bytes, now: datetime | None = None) -> Verdict:
         return self._check_fast(raw, now, self._validate_rating, flatten_rating,
-                                decode_rating, flatten_rating, self.rating)
+                                decode_rating, flatten_rating, self.rating, KioskRating)
 
-    def _check_fast(self, raw, now, validate, flatten_model, decode, flatten, suite: CompiledSuite) -> Verdict:
+    def _check_fast(self, raw, now, validate, flatten_model, decode, flatten, suite: CompiledSuite,
+                    model: type) -> Verdict:
         if now is None or now.tzinfo is None:
             now = _now(now)
         # Fast path (the common case): the payload decodes as is. Anything else (tombstone,
@@ -523,6 +581,16 @@ class Checker:
                 except Exception:
                     pass
                 else:
+                    # The suite's tests on the event's own fields, without its row: a passing
+                    # event (nearly all) has its row built only if GX samples it. Otherwise
+                    # the row and the per-rule interpretation name the failures.
+                    passes_model = suite.passes_model
+                    if passes_model is not None and type(event) is model:
+                        try:
+                            if passes_model(event.__dict__, now):
+                                return _passing(event, now, flatten_model)
+                        except Exception:
+                            pass
                     return _verdict(event, flatten_model(event, now), suite)
         return self._check(raw, now, decode, flatten, suite)
 

@@ -173,10 +173,17 @@ def _flatten_dossier_model(ev: Any, now: datetime) -> dict:
         "supplement_count": len(supplements),
         "has_digitised_components": digitised, "electronic_result": electronic, "vneid_authenticated": vneid,
     }
-    # = _ahead([event_time, submitted_at, ..., refused_at, *supplement times], ingest_time, now),
-    # unrolled. Aware datetimes of pydantic's own tzinfo cost ~0.3 µs per comparison, so
-    # every one counts. max() keeps the first of equal maxima as this does (and either
-    # gives the same difference anyway).
+    row["seconds_ahead_of_ingest"] = _seconds_ahead(
+        _latest_actual(event_time, submitted_at, received_at, finished_at, returned_at, refused_at, supplements),
+        ingest_time, now)
+    return row
+
+
+def _latest_actual(event_time, submitted_at, received_at, finished_at, returned_at, refused_at, supplements):
+    """= max of the event's actual times and its supplement rounds' (``_ahead``'s first
+    argument), unrolled: aware datetimes of pydantic's own tzinfo cost ~0.3 µs per
+    comparison, so every one counts. max() keeps the first of equal maxima as this does
+    (and either gives the same difference anyway)."""
     latest = event_time
     if latest is None:  # not from a decoded event (event_time is required)
         latest = max((t for t in (submitted_at, received_at, finished_at, returned_at, refused_at) if t is not None),
@@ -199,8 +206,32 @@ def _flatten_dossier_model(ev: Any, now: datetime) -> dict:
         t = s.resumed_at
         if t is not None and (latest is None or t > latest):
             latest = t
-    row["seconds_ahead_of_ingest"] = _seconds_ahead(latest, ingest_time, now)
-    return row
+    return latest
+
+
+def dossier_seconds_ahead(d: dict, now: datetime) -> float | None:
+    """The row's ``seconds_ahead_of_ingest`` from a decoded DossierEvent's fields (its
+    ``__dict__``), as ``_flatten_dossier_model`` computes it."""
+    return _seconds_ahead(_latest_actual(d["event_time"], d["submitted_at"], d["received_at"], d["finished_at"],
+                                         d["returned_at"], d["refused_at"], d["supplements"]),
+                          d["ingest_time"], now)
+
+
+# The checker's model path (``checks.CompiledSuite.passes_model``): how each dossier row
+# column comes out of a decoded DossierEvent's fields ``d`` (its ``__dict__``) without
+# building the row. None: the field of that name as it is (what the row holds too); else a
+# Python expression over ``d`` and ``now`` giving the row's value (names from
+# ``DOSSIER_MODEL_NAMES``). ``tests/test_expectations.py`` checks the two paths agree.
+DOSSIER_MODEL_COLUMNS: dict[str, str | None] = {
+    **{c: None for c in DOSSIER_COLUMNS if c in DossierEvent.model_fields and c not in ("channel", "status")},
+    "channel": "_int(d['channel'])",
+    "status": "_int(d['status'])",
+    "procedure_and_field": "d['procedure_code'] + _PAIR_SEPARATOR + d['procedure_field']",
+    "supplement_count": "len(d['supplements'])",
+    "seconds_ahead_of_ingest": "_dossier_seconds_ahead(d, now)",
+}
+DOSSIER_MODEL_NAMES = {"_int": int, "_PAIR_SEPARATOR": PAIR_SEPARATOR, "_dossier_seconds_ahead": dossier_seconds_ahead}
+assert set(DOSSIER_MODEL_COLUMNS) == set(DOSSIER_COLUMNS), "every dossier column has a model source"
 
 
 def flatten_rating(ev: Any, now: datetime) -> dict:

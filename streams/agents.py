@@ -155,7 +155,7 @@ class Runtime:
         self.overdue_heap: list = []
         self.warn_heap: list = []
         self.index_generation = None
-        self.gx_rows = {"dossier_events": [], "ratings": []}
+        self.gx_rows = {"dossier_events": [], "ratings": []}   # verdicts waiting for the GX micro-batch
         self.gx_last = time.monotonic()
         self.gx_task: asyncio.Task | None = None
         self.recent_ratings: OrderedDict = OrderedDict()   # rating ids finished (bounded)
@@ -257,14 +257,15 @@ def _validate(rt: Runtime, messages, now: datetime, check, kind: str, suite: str
 
     Every contract-valid event, accepted or not, joins the GX micro-batch: the
     data-quality board then shows the data rules failing (unknown unit, dates out of
-    order), not only a suite that passes on events already filtered."""
+    order), not only a suite that passes on events already filtered. (Its verdict joins:
+    the row is flattened only if the micro-batch takes it, see maybe_validate_micro_batch.)"""
     from expectations.deadletter import DeadLetter
     accepted, dead = [], []
     gx_rows = rt.gx_rows[suite]
     for m in messages:
         v = check(m.value, now)
-        if v.row is not None:
-            gx_rows.append(v.row)
+        if v.event is not None:
+            gx_rows.append(v)
         if v.ok:
             accepted.append((m, v))
         else:
@@ -475,7 +476,8 @@ def maybe_validate_micro_batch(rt: Runtime, force: bool = False) -> None:
                   float(tunable(settings, "gx_batch_seconds")), float(tunable(settings, "gx_min_interval_s")),
                   force):
         return
-    batches = {k: v for k, v in rt.gx_rows.items() if v}
+    # the verdicts' rows (a passing event's row is built here, when a micro-batch takes it)
+    batches = {k: [verdict.row for verdict in v] for k, v in rt.gx_rows.items() if v}
     rt.gx_rows = {"dossier_events": [], "ratings": []}
     rt.gx_last = time.monotonic()
     rt.gx_task = asyncio.ensure_future(_run_gx(rt, batches))

@@ -406,7 +406,7 @@ def test_gx_micro_batch_sees_every_contract_valid_event_including_rejected_ones(
                                 source_system="test", dossier_code="D-GX2", procedure_code=PROC.code,
                                 procedure_field=PROC.field_code, unit_code="999.99.99.H99")
     run(agents.process_dossier_batch(rt, as_messages(good + [unknown_unit, b"{broken"])))
-    rows = rt.gx_rows["dossier_events"]
+    rows = [v.row for v in rt.gx_rows["dossier_events"]]     # (a passing event's row, built when read)
     assert [r["unit_code"] for r in rows] == [UNIT.code, UNIT.code, "999.99.99.H99"]
     assert len(rt.dead_sink.rows) == 2   # the unknown unit and the broken bytes
 
@@ -504,14 +504,16 @@ def test_messages_dropped_by_a_rebalance_are_no_longer_waited_for():
 def test_the_gx_child_runs_niced_and_ends_when_its_worker_is_killed():
     """A real worker-like process starts the GX pool child, then dies by SIGKILL; the child
     must not stay behind (the worker is crash-only, so this happens on every crash). The
-    child runs at the lower CPU priority it was given (the stream comes first)."""
+    child runs at the lower CPU priority it was given once started up (the stream comes
+    first; in the worker, ``dq.warm`` lowers it after loading GX)."""
     import os
     import signal
     import subprocess
     import sys
     import time
     code = ("import sys, time; from streams import dq; "
-            "import os; print(dq.pool(nice=7).submit(os.getpid).result(60), flush=True); time.sleep(600)")
+            "import os; p = dq.pool(nice=7); p.submit(dq._lower_priority).result(60); "
+            "print(p.submit(os.getpid).result(60), flush=True); time.sleep(600)")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:

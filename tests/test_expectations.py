@@ -616,6 +616,29 @@ def test_fast_path_agrees_with_reference_interpretation():
     assert sum(1 for _, raw in corpus if raw and b'"1.3"' in raw) > 20
 
 
+def test_model_path_answers_as_the_row_path():
+    """``passes_model`` (the suite's tests on a decoded event's fields) says what ``passes``
+    says on the event's row, event by event: accepted events, data-rule failures of every
+    kind (unknown unit, dates out of order, times ahead of ingest, ...)."""
+    from expectations.flatten import flatten_dossier
+    ref, now, corpus = _sim_corpus()
+    checker = Checker.from_suites(ref, SETTINGS)
+    model, passes = checker.dossier.passes_model, checker.dossier.passes
+    assert model is not None and checker.rating.passes_model is None   # ratings: their rows only
+    seen = {True: 0, False: 0}
+    for kind, raw in corpus:
+        if kind != "dossier" or not raw:
+            continue
+        v = check(checker, kind, raw, now)
+        if v.event is None:
+            continue
+        for when in (now, now.astimezone(timezone.utc), now + timedelta(days=400)):
+            want = passes(flatten_dossier(v.event, when))
+            assert model(v.event.__dict__, when) == want, raw
+            seen[want] += 1
+    assert min(seen.values()) > 200, seen
+
+
 def test_fast_path_agrees_on_the_hand_made_corpus():
     checker = Checker.from_suites(REFERENCE, SETTINGS)
     for kind, raw in _corpus(seed=5, n=400) + [broken(rule) for rule in BREAKERS]:
