@@ -231,7 +231,8 @@ DOSSIER_MODEL_COLUMNS: dict[str, str | None] = {
     "seconds_ahead_of_ingest": "_dossier_seconds_ahead(d, now)",
 }
 DOSSIER_MODEL_NAMES = {"_int": int, "_PAIR_SEPARATOR": PAIR_SEPARATOR, "_dossier_seconds_ahead": dossier_seconds_ahead}
-assert set(DOSSIER_MODEL_COLUMNS) == set(DOSSIER_COLUMNS), "every dossier column has a model source"
+if set(DOSSIER_MODEL_COLUMNS) != set(DOSSIER_COLUMNS):   # a new derived column needs its expression here
+    raise RuntimeError(f"DOSSIER_MODEL_COLUMNS lacks {sorted(set(DOSSIER_COLUMNS) - set(DOSSIER_MODEL_COLUMNS))}")
 
 
 def flatten_rating(ev: Any, now: datetime) -> dict:

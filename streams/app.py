@@ -182,7 +182,7 @@ class DurableTable(faust.Table):
         return sent
 
 
-# dossier_code (utf-8 bytes) -> [compact event, ...] (streams.core): the applied-event set of each dossier.
+# dossier_code (utf-8 bytes) -> (compact event, ...) (streams.core): the applied-event set of each dossier.
 dossier_table = app.tables.add(DurableTable(
     app,
     name="dossier-events-applied",
