@@ -181,15 +181,57 @@ class Inbox:
 
     def ack(self, batch: Batch) -> None:
         """Mark every message of a processed batch done; Faust commits them in order."""
-        ack = self.app.consumer.ack
-        for m in batch.messages:
-            ack(m)
+        consumer = self.app.consumer
+        ack_many = getattr(consumer, "ack_many", None)
+        if ack_many is not None:
+            ack_many(batch.messages)
+        else:
+            for m in batch.messages:
+                consumer.ack(m)
         if TRACE:
             log.info("trace ack gen %s %s", batch.generation, _ranges(batch.messages))
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, delivering whole fetched batches to inboxes."""
+
+    def ack_many(self, messages: Sequence) -> int:
+        """``Consumer.ack`` of each message, in order: the same bookkeeping, step by step
+        (faust-streaming 0.15's ``Consumer.ack``), under ONE acquisition of Faust's ack lock,
+        with one acks-enabled check per topic and one wake-up of the commit's waiters at
+        the end instead of one per message (~1.5 µs per message, 2-3% of a worker's CPU).
+        Returns how many were newly acked."""
+        from faust.types.tuples import ack_lock
+        from mode.utils.futures import notify
+        committed_offsets, acked_index_of, acked_of = self._committed_offset, self._acked_index, self._acked
+        unacked, acks_enabled_for = self._unacked_messages, self.app.topics.acks_enabled_for
+        enabled: dict = {}
+        n = 0
+        with ack_lock:
+            try:
+                for message in messages:
+                    if message.acked:
+                        continue
+                    message.acked = True
+                    topic = message.topic
+                    on = enabled.get(topic)
+                    if on is None:
+                        on = enabled[topic] = acks_enabled_for(topic)
+                    if not on:
+                        continue
+                    tp, offset = message.tp, message.offset
+                    committed = committed_offsets[tp]
+                    if committed is None or offset >= committed:
+                        acked_index = acked_index_of[tp]
+                        if offset not in acked_index:
+                            unacked.discard(message)
+                            acked_index.add(offset)
+                            acked_of[tp].append(offset)
+                            n += 1
+            finally:
+                self._n_acked += n
+                notify(self._waiting_for_ack)
+        return n
 
     async def perform_seek(self) -> None:
         """Every input partition back to its committed offset, including those never

@@ -546,3 +546,41 @@ def test_gc_thresholds_from_the_environment_or_the_default():
     for bad in ("700,10", "a,b,c", "0,10,10", "1,2,3,4"):
         with pytest.raises(SystemExit, match="PULSE_GC_THRESHOLD"):
             gc_thresholds(bad)
+
+
+def test_bulk_ack_keeps_fausts_books_as_acking_one_by_one(monkeypatch):
+    """``BatchingConsumer.ack_many`` leaves the consumer's offsets bookkeeping exactly as
+    Faust's ``Consumer.ack`` message by message: duplicates, messages already acked, offsets
+    below the committed one, a topic without acks."""
+    from faust.types import TP, Message
+
+    from streams.app import app, dossier_events_topic
+    topic = dossier_events_topic.get_topic_name()
+    # the conductor lists the input topics as acked once the app has subscribed (at start)
+    monkeypatch.setattr(app.topics, "_acking_topics", {topic})
+    assert app.topics.acks_enabled_for(topic) and not app.topics.acks_enabled_for("not-ours")
+
+    def messages():
+        ms = [Message(topic, p, o, 0.0, 0, [], b"k", b"v", None) for p in (0, 1) for o in range(10, 20)]
+        ms += [Message(topic, 0, 12, 0.0, 0, [], b"k", b"v", None),       # the same offset again
+               Message("not-ours", 0, 3, 0.0, 0, [], b"k", b"v", None)]
+        ms[3].acked = True                                                 # acked before
+        return ms
+
+    books = []
+    for bulk in (False, True):
+        consumer = app._new_consumer()
+        consumer._committed_offset[TP(topic, 1)] = 15                   # 10..14 of partition 1 are old
+        ms = messages()
+        consumer._unacked_messages.update(ms)
+        if bulk:
+            assert consumer.ack_many(ms) == 14
+        else:
+            for m in ms:
+                consumer.ack(m)
+        books.append(({tp: list(v) for tp, v in consumer._acked.items() if v},
+                      {tp: set(v) for tp, v in consumer._acked_index.items() if v}, consumer._n_acked,
+                      sorted((m.topic, m.partition, m.offset) for m in consumer._unacked_messages),
+                      [m.acked for m in ms]))
+    assert books[0] == books[1]
+    assert books[1][2] == 14 and all(books[1][4])
