@@ -304,7 +304,7 @@ def profile_batch_path(n_events: int = 20_000) -> str:
         setattr(rt, name, FakeSink())
     rt.metrics = agents.Metrics()
     rt.started_at = datetime.now(timezone.utc)
-    rt.overdue_heap, rt.warn_heap, rt.gx_rows, rt.gx_task, rt.gx_last = [], [], {"dossier_events": [], "ratings": []}, None, 0.0
+    rt.overdue_heap, rt.warn_heap, rt.gx_verdicts, rt.gx_task, rt.gx_last = [], [], {"dossier_events": [], "ratings": []}, None, 0.0
     rt.recent_ratings = OrderedDict()
     rt.overlay, rt.overlay_generation = {}, None
     agents.dossier_table = FakeTable()
@@ -375,6 +375,7 @@ def throughput_round(s: Settings, args, home: Path, first: bool, feed: str, even
     # Rows already queryable when the clock starts are not counted: a worker starts
     # consuming before the bench's poll of its status page sees it ready.
     extra_workers, t_ready, n_ready, client = [], None, 0, None
+    busy = None
     worker = None
 
     def clock_starts():   # (the worker has created the database by now)
@@ -443,6 +444,18 @@ def throughput_round(s: Settings, args, home: Path, first: bool, feed: str, even
                                 "GROUP BY kafka_partition ORDER BY kafka_partition").result_rows
             print("          each partition's last row, seconds after the steady state began: " +
                   ", ".join(f"p{p} {ms / 1000 - wall_stable:.1f}" for p, ms in ends))
+            # The steady state above ends when the LAST partition is drained, so its tail has a
+            # worker idle (its partitions done): a finite backlog's drain, not sustained load.
+            # Also measured: from the same start until the FIRST partition is drained, while
+            # every worker still had backlog (rows counted by the time ClickHouse made them
+            # queryable, as at the start; each end is one insert interval, ~1 s, coarse).
+            first_end_ms = min(ms for _, ms in ends) if ends else None
+            if first_end_ms is not None and first_end_ms / 1000 - wall_stable > 2:
+                n_end = client.query("SELECT count() FROM dossier_events WHERE inserted_at <= "
+                                     f"fromUnixTimestamp64Milli({int(first_end_ms)})").result_rows[0][0]
+                busy = (n_end - n0) / (first_end_ms / 1000 - wall_stable)
+                print(f"          while every partition had backlog (until the first was drained): {n_end - n0:,} "
+                      f"events in {first_end_ms / 1000 - wall_stable:.2f} s = {busy:,.0f} events/s")
         st = worker.status() or {}
         print(f"          worker metrics: {st.get('metrics')}")
         if profile_worker:
@@ -452,7 +465,7 @@ def throughput_round(s: Settings, args, home: Path, first: bool, feed: str, even
             stats = pstats.Stats(str(prof_path), stream=out)
             stats.sort_stats("tottime").print_stats(30)
             print("worker profile (throughput phase, by own time):\n" + out.getvalue())
-        return {"rate": rate, "steady": steady, "baseline": base_rate}
+        return {"rate": rate, "steady": steady, "baseline": base_rate, "busy": busy}
     finally:
         for w in [*extra_workers, worker]:
             if w is not None:
@@ -536,11 +549,13 @@ def main(argv=None) -> int:
             results.setdefault(feed, []).append(throughput_round(s, args, home / f"r{r}", r == 1, feed, events))
         for feed, res in results.items():
             med = {k: statistics.median(x[k] for x in res if x[k] is not None)
-                   for k in ("rate", "steady", "baseline") if any(x[k] is not None for x in res)}
+                   for k in ("rate", "steady", "baseline", "busy") if any(x[k] is not None for x in res)}
             steadies = ", ".join(f"{x['steady']:,.0f}" for x in res if x["steady"])
+            busies = ", ".join(f"{x['busy']:,.0f}" for x in res if x["busy"])
             overall = ", ".join(f"{x['rate']:,.0f}" for x in res)
             print(f"throughput, {feed} feed, median of {len(res)} round(s) ({args.workers} worker(s)): "
                   f"steady state {med.get('steady', 0):,.0f} events/s [{steadies}], "
+                  f"while every partition had backlog {med.get('busy', 0):,.0f} events/s [{busies}], "
                   f"from the first worker ready {med['rate']:,.0f} events/s [{overall}]; "
                   f"raw aiokafka consumption {med['baseline']:,.0f} events/s "
                   f"(steady state = {med.get('steady', 0) / med['baseline']:.1%} of it)")

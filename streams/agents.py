@@ -111,7 +111,8 @@ class Metrics:
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and not isinstance(v, dict)} | {
-            "events": self.total(), "gc_s": round(self.gc_s, 3), "gc_max_s": round(self.gc_max_s, 3), "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
+            "events": self.total(), "gc_s": round(self.gc_s, 3), "gc_max_s": round(self.gc_max_s, 3),
+            "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
             "sinks": {sk.name: {"batches": sk.stats.batches, "insert_s": round(sk.stats.insert_s, 3),
                                 "retries": sk.stats.retries} for sk in self._sinks if sk.stats.batches}}
 
@@ -155,7 +156,7 @@ class Runtime:
         self.overdue_heap: list = []
         self.warn_heap: list = []
         self.index_generation = None
-        self.gx_rows = {"dossier_events": [], "ratings": []}   # verdicts waiting for the GX micro-batch
+        self.gx_verdicts = {"dossier_events": [], "ratings": []}   # verdicts waiting for the GX micro-batch
         self.gx_last = time.monotonic()
         self.gx_task: asyncio.Task | None = None
         self.recent_ratings: OrderedDict = OrderedDict()   # rating ids finished (bounded)
@@ -261,11 +262,11 @@ def _validate(rt: Runtime, messages, now: datetime, check, kind: str, suite: str
     the row is flattened only if the micro-batch takes it, see maybe_validate_micro_batch.)"""
     from expectations.deadletter import DeadLetter
     accepted, dead = [], []
-    gx_rows = rt.gx_rows[suite]
+    waiting = rt.gx_verdicts[suite]
     for m in messages:
         v = check(m.value, now)
         if v.event is not None:
-            gx_rows.append(v)
+            waiting.append(v)
         if v.ok:
             accepted.append((m, v))
         else:
@@ -463,22 +464,22 @@ def maybe_validate_micro_batch(rt: Runtime, force: bool = False) -> None:
     The data-quality board reads rates (share of rows failing each rule), which a sample of
     the newest rows estimates; each dq_results row carries the batch size it was run on."""
     if not tunable(settings, "gx_enabled"):
-        for k in rt.gx_rows:
-            rt.gx_rows[k] = []
+        for k in rt.gx_verdicts:
+            rt.gx_verdicts[k] = []
         return
     cap = int(tunable(settings, "gx_batch_rows"))
-    for rows in rt.gx_rows.values():
-        if len(rows) > cap:
-            del rows[: len(rows) - cap]
+    for waiting in rt.gx_verdicts.values():
+        if len(waiting) > cap:
+            del waiting[: len(waiting) - cap]
     if rt.gx_task is not None and not rt.gx_task.done():
         return
-    if not gx_due([len(r) for r in rt.gx_rows.values()], cap, time.monotonic() - rt.gx_last,
+    if not gx_due([len(r) for r in rt.gx_verdicts.values()], cap, time.monotonic() - rt.gx_last,
                   float(tunable(settings, "gx_batch_seconds")), float(tunable(settings, "gx_min_interval_s")),
                   force):
         return
     # the verdicts' rows (a passing event's row is built here, when a micro-batch takes it)
-    batches = {k: [verdict.row for verdict in v] for k, v in rt.gx_rows.items() if v}
-    rt.gx_rows = {"dossier_events": [], "ratings": []}
+    batches = {k: [verdict.row for verdict in v] for k, v in rt.gx_verdicts.items() if v}
+    rt.gx_verdicts = {"dossier_events": [], "ratings": []}
     rt.gx_last = time.monotonic()
     rt.gx_task = asyncio.ensure_future(_run_gx(rt, batches))
 

@@ -99,7 +99,7 @@ def rt(monkeypatch):
             self.started_at = datetime.now(timezone.utc)
             self.overdue_heap, self.warn_heap = [], []
             self.index_generation = None
-            self.gx_rows = {"dossier_events": [], "ratings": []}
+            self.gx_verdicts = {"dossier_events": [], "ratings": []}
             self.gx_last = 0.0
             self.gx_task = None
             self.recent_ratings = {}
@@ -406,7 +406,7 @@ def test_gx_micro_batch_sees_every_contract_valid_event_including_rejected_ones(
                                 source_system="test", dossier_code="D-GX2", procedure_code=PROC.code,
                                 procedure_field=PROC.field_code, unit_code="999.99.99.H99")
     run(agents.process_dossier_batch(rt, as_messages(good + [unknown_unit, b"{broken"])))
-    rows = [v.row for v in rt.gx_rows["dossier_events"]]     # (a passing event's row, built when read)
+    rows = [v.row for v in rt.gx_verdicts["dossier_events"]]     # (a passing event's row, built when read)
     assert [r["unit_code"] for r in rows] == [UNIT.code, UNIT.code, "999.99.99.H99"]
     assert len(rt.dead_sink.rows) == 2   # the unknown unit and the broken bytes
 
