@@ -99,6 +99,9 @@ class Metrics:
             self.gc_collections += 1
             if took > self.gc_max_s:
                 self.gc_max_s = took
+            if took > 0.2:   # the whole worker paused this long
+                log.warning("pulse: GC of generation %s took %.2f s (%s objects collected, counts now %s)",
+                            info.get("generation"), took, info.get("collected"), gc.get_count())
 
     def total(self) -> int:
         return sum(self.events.values())
