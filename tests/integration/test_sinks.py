@@ -59,7 +59,9 @@ def _schema_snapshot(client, db):
     tables = client.query(
         "SELECT name, engine, create_table_query, "
         "       if(engine = 'MaterializedView', toDateTime(0), metadata_modification_time) "
-        "FROM system.tables WHERE database = {db:String} AND NOT startsWith(name, '.inner') ORDER BY name",
+        "FROM system.tables WHERE database = {db:String} AND NOT startsWith(name, '.inner') "
+        # a refreshable view's refresh builds its result in a transient '.tmp.inner_id...' table
+        "AND NOT startsWith(name, '.tmp.') ORDER BY name",
         parameters={"db": db}).result_rows
     migrations = client.query(f"SELECT version, checksum, applied_at FROM {db}.{MIGRATIONS_TABLE} ORDER BY version").result_rows
     return tables, migrations
