@@ -23,7 +23,9 @@ Speed (the worker checks every event): for a payload that decodes, ``check_*`` c
 pydantic's validator directly, flatten the model on its fast path and evaluate the suite
 with ONE function generated from the compiled rules (``CompiledSuite.passes``, see "the fast
 path" below), which only says whether every rule passes; the per-rule closures
-(``CompiledSuite.interpret``) name the failures when it does not. Anything else (tombstone,
+(``CompiledSuite.interpret``) name the failures when it does not. A dossier event is
+first tested on its own fields (``passes_model``, the same tests): when it passes, its
+row is built only if ``Verdict.row`` is read (the worker's GX micro-batch takes a sample). Anything else (tombstone,
 oversize, contract failure, a newer minor) goes through the general path. Same verdicts
 either way (``tests/test_expectations.py`` compares them with the reference interpretation);
 ``bench/bench_validation.py`` measures both.
