@@ -38,7 +38,7 @@ def seed(settings, days: int = 45, dossiers_per_day: int = 160, ratings_per_day:
          now: datetime | None = None, rng_seed: int = 7) -> dict:
     from schemas.reference import load_reference
     from sinks.client import get_client
-    from sinks.migrate import migrate_settings
+    from sinks.migrate import migrate_settings, refresh_board_aggregates
     from sinks.reference import load_reference_tables
 
     rng = random.Random(rng_seed)
@@ -197,6 +197,10 @@ def seed(settings, days: int = 45, dossiers_per_day: int = 160, ratings_per_day:
                        now - timedelta(minutes=17 * i + 3)])
     client.insert("alerts", alerts, column_names=["alert_id", "kind", "unit_code", "kiosk_id", "dossier_code",
                                                   "value", "threshold", "window", "message", "raised_at"])
+    # The boards read the refreshable aggregates (every board_refresh_seconds, 60): without a
+    # refresh now they showed the seeded province only after their next one, and a board
+    # opened before it was empty (seen once in a full suite run: every chart empty)
+    refresh_board_aggregates(client)
     client.close()
     return {"dossiers": len(state), "ratings": len(ratings), "dead_letters": len(dl), "dq": len(dq),
             "metrics": len(pm), "alerts": len(alerts)}
