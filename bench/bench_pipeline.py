@@ -47,8 +47,8 @@ import threading
 import time
 import uuid
 import warnings
-from itertools import zip_longest
 from datetime import datetime, timedelta, timezone
+from itertools import zip_longest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -20,7 +20,7 @@ Status codes (TrangThaiHoSo, DVCQG): 1 new, 2 received, 3 not accepted, 4 in pro
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Sequence
 
@@ -51,6 +51,17 @@ LEGAL_NEXT: dict[int | None, frozenset[int]] = {
 def is_legal_transition(prev: int | None, new: int) -> bool:
     """May a dossier move from status ``prev`` (None: no event yet) to ``new``?"""
     return int(new) in LEGAL_NEXT.get(None if prev is None else int(prev), frozenset())
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def to_ms(t: datetime | None) -> int | None:
+    """Epoch milliseconds (floor) of an aware datetime: the time keys of the stream's event
+    rows (and of DateTime64(3) columns). In integers: exact, and cheaper than
+    ``int(t.timestamp() * 1000)`` (two float roundings)."""
+    return None if t is None else (t - _EPOCH) // _ONE_MS
 
 
 def positional(cls: type) -> Callable[..., Any]:

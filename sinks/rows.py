@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -17,7 +17,7 @@ from rules.lifecycle import (FLAG_DIGITISED as _FLAG_DIGITISED, FLAG_ERESULT as 
                              ROW_RECEIVED as _ROW_RECEIVED, ROW_REFUSED as _ROW_REFUSED,
                              ROW_RETURNED as _ROW_RETURNED, ROW_STATUS as _ROW_STATUS,
                              ROW_SUBMITTED as _ROW_SUBMITTED, ROW_SUPPLEMENTS as _ROW_SUPPLEMENTS,
-                             ROW_TIME as _ROW_TIME, ROW_UNIT as _ROW_UNIT)
+                             ROW_TIME as _ROW_TIME, ROW_UNIT as _ROW_UNIT, to_ms)
 
 DOSSIER_EVENT_COLUMNS = [
     "event_id", "event_time", "ingest_time", "source_system", "contract_version",
@@ -146,21 +146,13 @@ def dossier_event_row_of(c, ev, topic: str = "", partition: int = -1, offset: in
     ingest = d["ingest_time"]
     flags = c[_ROW_FLAGS]
     return [
-        c[_ROW_ID], c[_ROW_TIME], c[_ROW_TIME] if ingest is None else _ms(ingest), d["source_system"],
+        c[_ROW_ID], c[_ROW_TIME], c[_ROW_TIME] if ingest is None else to_ms(ingest), d["source_system"],
         d["contract_version"], d["dossier_code"], c[_ROW_PROCEDURE], c[_ROW_FIELD], c[_ROW_UNIT],
         c[_ROW_CHANNEL], c[_ROW_STATUS], d["handler"], d["owner_type"], c[_ROW_SUBMITTED], c[_ROW_RECEIVED],
         c[_ROW_PROMISED], c[_ROW_FINISHED], c[_ROW_RETURNED], c[_ROW_REFUSED], list(c[_ROW_SUPPLEMENTS]),
         bool(flags & _FLAG_DIGITISED), bool(flags & _FLAG_ERESULT), c[_ROW_PAID], bool(flags & _FLAG_VNEID),
         topic, partition, offset,
     ]
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_ONE_MS = timedelta(milliseconds=1)
-
-
-def _ms(t: datetime) -> int:
-    return (t - _EPOCH) // _ONE_MS
 
 
 def rating_row(r, topic: str = "", partition: int = -1, offset: int = -1) -> list[Any]:

@@ -16,7 +16,8 @@ What changes, and what does not:
   rebalance waits for them exactly as it waits for stream events) and puts the list into
   the inbox in one step. Every other topic (changelogs during recovery, anything an agent
   reads) still goes through Faust's per-message callback unchanged.
-* Offsets stay Faust's: a processed message is acked with ``Consumer.ack``; Faust commits
+* Offsets stay Faust's: a processed batch is acked with ``BatchingConsumer.ack_many``
+  (``Consumer.ack``'s bookkeeping, for the whole batch under one lock); Faust commits
   the contiguous acked prefix on its own schedule and flushes the producer (table
   changelog) before committing. Read offsets and gaps are tracked as Faust does.
 * Consumer group, partition assignment, table co-partitioning, changelog recovery,
@@ -181,13 +182,7 @@ class Inbox:
 
     def ack(self, batch: Batch) -> None:
         """Mark every message of a processed batch done; Faust commits them in order."""
-        consumer = self.app.consumer
-        ack_many = getattr(consumer, "ack_many", None)
-        if ack_many is not None:
-            ack_many(batch.messages)
-        else:
-            for m in batch.messages:
-                consumer.ack(m)
+        self.app.consumer.ack_many(batch.messages)
         if TRACE:
             log.info("trace ack gen %s %s", batch.generation, _ranges(batch.messages))
 

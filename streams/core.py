@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Sequence
 
-from rules.lifecycle import DossierFacts, EventFacts, Round, fold, fold_rows, positional
+from rules.lifecycle import DossierFacts, EventFacts, Round, fold, fold_rows, positional, to_ms
 # compact event layout: rules.lifecycle's event rows, so DossierLogic folds the stored lists as they are
 from rules.lifecycle import (FLAG_DIGITISED as F_DIGITISED, FLAG_ERESULT as F_ERESULT,
                              FLAG_VNEID as F_VNEID, ROW_CHANNEL as CHANNEL, ROW_FIELD as FIELD,
@@ -35,16 +35,6 @@ from rules.lifecycle import (FLAG_DIGITISED as F_DIGITISED, FLAG_ERESULT as F_ER
 from rules.timeliness import Judgement, Outcome, is_overdue, judge
 
 VN = timezone(timedelta(hours=7))
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_ONE_MS = timedelta(milliseconds=1)
-
-
-def to_ms(t: datetime | None) -> int | None:
-    """Epoch milliseconds (floor) of an aware datetime. In integers: exact, and cheaper than
-    ``int(t.timestamp() * 1000)`` (two float roundings)."""
-    return None if t is None else (t - _EPOCH) // _ONE_MS
 
 
 _FROM_MS: dict = {}
@@ -71,8 +61,7 @@ def compact(ev) -> tuple:
     Tuples of plain values, all the way down, so that the cyclic GC stops tracking them
     after its first look: the table keeps every dossier's events for months, and as lists
     they were millions of containers that every collection of the older generations walked
-    again (15 µs of a worker's CPU per event at a few hundred thousand events, measured with
-    the worker's ``gc_s`` metric)."""
+    again (in-process over 300k simulated events: 1.2 s of GC instead of 1.9)."""
     return (
         ev.event_id, to_ms(ev.event_time), int(ev.status), ev.unit_code, ev.procedure_code,
         ev.procedure_field, int(ev.channel), to_ms(ev.submitted_at), to_ms(ev.received_at),
@@ -111,8 +100,9 @@ def merge_fresh(current: Sequence | None, new: Iterable[Sequence]) -> tuple[tupl
     """``merge``, naming the events applied: (merged set, the new events applied, in the
     order given, duplicates). Of two copies of an event id the first wins.
 
-    The merged set is a new tuple (``current`` is never changed: a batch still being
-    written may hold it), in event order."""
+    The merged set is a tuple in event order: a new one when events were applied (``current``
+    is never changed: a batch still being written may hold it), else ``current`` itself,
+    made a tuple if it was read back from the changelog as a list of lists."""
     events = current if current else ()
     seen = {c[ID] for c in events}
     fresh = []
@@ -124,7 +114,6 @@ def merge_fresh(current: Sequence | None, new: Iterable[Sequence]) -> tuple[tupl
         seen.add(c[ID])
         fresh.append(c)
     if fresh or type(events) is not tuple:
-        # (a set read back from the changelog is a list of lists: made a tuple too)
         events = tuple(sorted((*events, *fresh), key=_EVENT_ORDER))
     return events, fresh, dups
 

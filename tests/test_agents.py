@@ -246,8 +246,8 @@ class FakeConsumer:
     def __init__(self):
         self.acked = []
 
-    def ack(self, message):
-        self.acked.append(message)
+    def ack_many(self, messages):
+        self.acked.extend(messages)
 
 
 class FakeApp:
