@@ -20,6 +20,7 @@ import faust
 from pulse import topics as T
 from pulse.config import Settings
 from streams.batching import BatchingApp
+from streams.changelog import send_in_batches
 
 # Tunables that are not domain configuration (Settings.extra may override them).
 DEFAULTS = {
@@ -165,7 +166,7 @@ class DurableTable(faust.Table):
         """``table[key] = value`` for each ``(key, value, partition)``; returns the changelog
         sends' futures (resolved by the broker's ack)."""
         from faust.serializers.codecs import dumps
-        data, send = self.data, self.app.producer.send
+        data = self.data
         topic, serializer = self.changelog_topic.get_topic_name(), self.value_serializer
         if serializer == "json":
             # what Faust's json codec writes for these values (orjson's bytes), without its
@@ -175,10 +176,15 @@ class DurableTable(faust.Table):
         else:
             def encode(value):
                 return dumps(serializer, value)
-        sent = []
+        records: dict[int, list] = {}
         for key, value, partition in items:
             data[key] = value
-            sent.append(await send(topic, key, encode(value), partition, None, None))
+            records.setdefault(partition, []).append((key, encode(value)))
+        # the aiokafka producer under Faust's (the app's transport is always aiokafka)
+        producer = self.app.producer._ensure_producer()
+        sent = []
+        for partition, recs in records.items():
+            sent += await send_in_batches(producer, topic, partition, recs)
         return sent
 
 
