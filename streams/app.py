@@ -50,8 +50,11 @@ DEFAULTS = {
     # overlaps the ClickHouse insert and broker acks of the current one (bench_pipeline:
     # one worker 13.0k events/s at depth 1, 14.5k at 2, 16.6k at 4, same session); 6
     # covers the sinks' minimum interval below at 20,000 events/s; 8 covers the longer busy
-    # interval (1.2 s)
-    "pipeline_depth": 8,
+    # interval (1.2 s) only just: a batch waits for that interval, then for the insert
+    # (0.1-0.3 s). At 16 the workers no longer stall behind their inserts (simulated feed,
+    # same run, 2 December: depth 8 19,038 and 20,250 events/s, 88-89% of the cores busy;
+    # depth 20 20,645 and 20,508, 92-93%). Each batch in flight is ~2,000 events.
+    "pipeline_depth": 16,
     # at most one insert per table per this many seconds while batches keep coming: a chDB
     # insert costs ~25 ms of CPU whatever its size, and once batches no longer waited for
     # each other every batch was its own insert (endpoint 20-22 µs of CPU per event, vs
