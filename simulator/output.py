@@ -98,7 +98,8 @@ class _BatchProducer:
 
     def _ship(self, tp: tuple[str, int], records: list | None = None) -> None:
         """Queue what is buffered for ``tp`` (then ``records``) for the producer task. Taking
-        the buffer and queueing happen under the lock, as in _sweep: the order is kept."""
+        the buffer and registering its queueing callback happen under the lock, as in
+        _sweep, and the loop runs callbacks in the order registered: the order is kept."""
         with self._lock:
             wanted = bool(self._buffers.get(tp)) + bool(records)
         for _ in range(wanted):
@@ -121,7 +122,11 @@ class _BatchProducer:
                 for tp, buf in list(self._buffers.items()):
                     if buf and self._slots.acquire(blocking=False):
                         del self._buffers[tp]
-                        self._queue.put_nowait((tp[0], tp[1], buf))
+                        # call_soon, not put_nowait: a chunk that ``_ship`` took just before
+                        # is queued by a callback still waiting in the loop; callbacks run in
+                        # the order registered, so this one goes after it (put directly, it
+                        # overtook it: a partition's records reordered in Kafka)
+                        self.loop.call_soon(self._queue.put_nowait, (tp[0], tp[1], buf))
 
     def _failed(self, n: int, exc: BaseException) -> None:
         with self._lock:

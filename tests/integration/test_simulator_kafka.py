@@ -89,3 +89,25 @@ def test_a_slow_sender_is_not_held_back_by_chunking_and_failures_are_raised(sett
     out.send_raw(DOSSIER_TOPIC, b"K-future", b"{}", future)
     with pytest.raises(RuntimeError, match="1 of 6 events failed"):
         out.close()
+
+
+def test_each_partition_keeps_the_order_sent(settings):
+    """The sweeper (a slow sender's partial chunks) and full chunks from the caller's thread
+    must queue in the order their records were taken: a dossier's events reordered in Kafka
+    look, until the rest arrive, like illegal transitions. Small chunks and a busy sweeper
+    make the two paths meet often."""
+    out = KafkaOutput(settings, compression=None, chunk=500)
+    out.producer._sweeper.cancel()   # the module's sweeper, at a 1 ms interval instead
+    import asyncio
+    out.producer._sweeper = asyncio.run_coroutine_threadsafe(out.producer._sweep(0.001), out.producer.loop)
+    keys = [f"HS-ORDER-{k}".encode() for k in range(2)]
+    n = 200_000
+    for i in range(n):
+        out.send_raw(DOSSIER_TOPIC, keys[i % len(keys)], str(i).encode(), 0)
+    out.close()
+    got = [r for r in read_all(settings, DOSSIER_TOPIC) if r.key.startswith(b"HS-ORDER-")]
+    assert len(got) == n
+    per_key: dict = defaultdict(list)
+    for r in sorted(got, key=lambda r: (r.partition, r.offset)):
+        per_key[r.key].append(int(r.value))
+    assert all(seq == sorted(seq) for seq in per_key.values()), "a key's records were reordered"
