@@ -40,6 +40,7 @@ import io
 import os
 import pstats
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -522,6 +523,8 @@ def main(argv=None) -> int:
                          "collapsed stacks per thread to FILE")
     ap.add_argument("--workers", type=int, default=2,
                     help="worker processes in one consumer group (2: one per core, the local deployment)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the run's folder (broker and ClickHouse data, worker logs) instead of removing it")
     args = ap.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)
     args.seconds = min(args.seconds, 300)
@@ -563,6 +566,10 @@ def main(argv=None) -> int:
     finally:
         endpoint.stop()
         broker.stop()
+        if args.keep:
+            print(f"kept: {home} (broker, ClickHouse data and worker logs of every round)")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
     return 0
 
 
