@@ -64,6 +64,39 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class GCClock:
+    """The cyclic GC's share of the process: time, collections, the longest one (a pause of
+    the whole worker; one longer than 0.2 s is logged). The dossier table is millions of
+    long-lived containers, so it is worth watching. One per process (``GC_CLOCK``), in
+    ``gc.callbacks`` once however many ``Metrics`` are built (tests build many)."""
+
+    def __init__(self):
+        self.s = 0.0
+        self.max_s = 0.0
+        self.collections = 0
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.thread_time()
+            return
+        took = time.thread_time() - self._t0
+        self.s += took
+        self.collections += 1
+        if took > self.max_s:
+            self.max_s = took
+        if took > 0.2:
+            log.warning("pulse: GC of generation %s took %.2f s (%s objects collected, counts now %s)",
+                        info.get("generation"), took, info.get("collected"), gc.get_count())
+
+    def install(self) -> None:
+        if self not in gc.callbacks:
+            gc.callbacks.append(self)
+
+
+GC_CLOCK = GCClock()
+
+
 class Metrics:
     def __init__(self):
         self.events = defaultdict(int)          # (topic, partition) -> processed messages
@@ -83,25 +116,7 @@ class Metrics:
                         "wait_input": 0.0, "wait_finish": 0.0, "ack_wait": 0.0}
         self._prev = (time.monotonic(), 0)
         self._sinks: list = []
-        # the cyclic GC's share: the dossier table is millions of long-lived containers
-        self.gc_s = 0.0
-        self.gc_max_s = 0.0           # the longest collection (a pause of the whole worker)
-        self.gc_collections = 0
-        self._gc_t0 = 0.0
-        gc.callbacks.append(self._gc_clock)
-
-    def _gc_clock(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._gc_t0 = time.thread_time()
-        else:
-            took = time.thread_time() - self._gc_t0
-            self.gc_s += took
-            self.gc_collections += 1
-            if took > self.gc_max_s:
-                self.gc_max_s = took
-            if took > 0.2:   # the whole worker paused this long
-                log.warning("pulse: GC of generation %s took %.2f s (%s objects collected, counts now %s)",
-                            info.get("generation"), took, info.get("collected"), gc.get_count())
+        GC_CLOCK.install()
 
     def total(self) -> int:
         return sum(self.events.values())
@@ -114,7 +129,8 @@ class Metrics:
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and not isinstance(v, dict)} | {
-            "events": self.total(), "gc_s": round(self.gc_s, 3), "gc_max_s": round(self.gc_max_s, 3),
+            "events": self.total(), "gc_s": round(GC_CLOCK.s, 3), "gc_max_s": round(GC_CLOCK.max_s, 3),
+            "gc_collections": GC_CLOCK.collections,
             "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
             "sinks": {sk.name: {"batches": sk.stats.batches, "insert_s": round(sk.stats.insert_s, 3),
                                 "retries": sk.stats.retries} for sk in self._sinks if sk.stats.batches}}

@@ -584,3 +584,19 @@ def test_bulk_ack_keeps_fausts_books_as_acking_one_by_one(monkeypatch):
                       [m.acked for m in ms]))
     assert books[0] == books[1]
     assert books[1][2] == 14 and all(books[1][4])
+
+
+def test_the_gc_clock_is_installed_once_and_counts_collections():
+    """However many Metrics a process builds, the GC is timed by one callback (each extra
+    one ran at every collection and logged each long pause again); the status page's
+    figures are that clock's."""
+    import gc
+    for _ in range(3):
+        agents.Metrics()
+    assert sum(cb is agents.GC_CLOCK for cb in gc.callbacks) == 1
+    n = agents.GC_CLOCK.collections
+    gc.collect()
+    m = agents.Metrics().as_dict()
+    assert m["gc_collections"] == agents.GC_CLOCK.collections >= n + 1
+    assert m["gc_s"] == round(agents.GC_CLOCK.s, 3) and agents.GC_CLOCK.s > 0
+    assert sum(cb is agents.GC_CLOCK for cb in gc.callbacks) == 1
