@@ -221,12 +221,12 @@ class KafkaOutput:
     every acknowledgement, ``close()`` raises if any event failed to reach the broker."""
 
     def __init__(self, settings: Settings, *, compression: str | None = "auto", linger_ms: int = 5,
-                 batch_size: int = 1024 * 1024, chunk: int = 2000):
+                 batch_size: int = 1024 * 1024, chunk: int = 2000, sweep_s: float = 0.1):
         self.topics = {name: settings.topic(name) for name in LOGICAL_TOPICS}
         self.producer = _BatchProducer(
             settings.kafka_bootstrap,
             compression=best_compression() if compression == "auto" else compression,
-            chunk=chunk, linger_ms=linger_ms, max_batch_size=batch_size)
+            chunk=chunk, linger_ms=linger_ms, max_batch_size=batch_size, sweep_s=sweep_s)
         self.sent = 0
         self._partitions: dict[tuple[str, bytes], int] = {}
         self._counts: dict[str, int] = {}
