@@ -50,6 +50,9 @@ What is implemented (ClickHouse HTTP semantics):
   ``Session.send_insert`` (binary safe, any input format, no temp files).
 * Errors: status from ClickHouse's exceptionCodeToHTTPStatus, body
   ``Code: N. DB::Exception: ...`` and ``X-ClickHouse-Exception-Code: N``.
+  That includes an insert refused past its input format (a CHECK constraint, a
+  throwing MATERIALIZED expression), which chDB's streaming insert reports as a
+  success: it is found in system.errors (``ChdbEngine._raise_swallowed``).
 * Headers: X-ClickHouse-Format, X-ClickHouse-Summary, X-ClickHouse-Query-Id,
   X-ClickHouse-Server-Display-Name, X-ClickHouse-Timezone.
 
@@ -639,6 +642,7 @@ class ChdbEngine:
         return None
 
     def _do_insert(self, head: str, fmt: str, chunks, t0: float) -> _Result:
+        errors_before = self._error_counts()
         try:
             ins = self.session.send_insert(head, fmt)
         except Exception as exc:
@@ -654,6 +658,7 @@ class ChdbEngine:
         except Exception as exc:
             self._cancel(ins)
             raise ClickHouseError.from_chdb(exc) from None
+        self._raise_swallowed(errors_before)
         summary = {
             "read_rows": res.rows_written, "read_bytes": res.bytes_written,
             "written_rows": res.rows_written, "written_bytes": res.bytes_written,
@@ -661,6 +666,41 @@ class ChdbEngine:
             "elapsed_ns": int((time.perf_counter() - t0) * 1e9),
         }
         return _Result(b"", fmt, summary)
+
+    # chDB's streaming insert (send_insert) reports success when the exception is thrown
+    # past the input format, in the insert's sink chain: a CHECK constraint violated
+    # (VIOLATED_CONSTRAINT), a MATERIALIZED/DEFAULT expression that throws, a refusing
+    # materialized view... finish() returns rows_written as if the rows were stored, and
+    # nothing is stored. A real ClickHouse server answers such an insert with HTTP 500 and
+    # the exception, and clickhouse-connect raises DatabaseError; a client of this endpoint
+    # must see the same, or a refused batch counts as written and is lost. The exception is
+    # still counted in system.errors, so the counts are read before and after the insert
+    # (~1.5 ms each; the insert itself is ~25 ms) and an error counted meanwhile fails the
+    # insert. The session lock keeps other requests out of that window; a background task
+    # (merge, view refresh) failing in the very same window would be misattributed to the
+    # insert, which its client then retries: a spurious failure, never a lost row.
+    _ERRORS_SQL = "SELECT code, name, value, last_error_message FROM system.errors WHERE remote = 0"
+
+    def _error_counts(self) -> dict[int, int] | None:
+        try:
+            rows = self._q(self._ERRORS_SQL, "JSONCompactEachRow").bytes().decode()
+        except Exception:  # pragma: no cover - system.errors is always there
+            log.exception("cannot read system.errors: swallowed insert errors go undetected")
+            return None
+        return {int(code): int(value) for code, _name, value, _msg in map(json.loads, rows.splitlines())}
+
+    def _raise_swallowed(self, before: dict[int, int] | None) -> None:
+        if before is None:
+            return
+        try:
+            rows = self._q(self._ERRORS_SQL, "JSONCompactEachRow").bytes().decode()
+        except Exception:  # pragma: no cover
+            log.exception("cannot read system.errors after an insert")
+            return
+        for code, name, value, message in map(json.loads, rows.splitlines()):
+            if int(value) > before.get(int(code), 0):
+                log.debug("insert reported success by chDB but raised %s: %s", name, message)
+                raise ClickHouseError(int(code), name, f"Code: {code}. DB::Exception: {message}. ({name})")
 
     @staticmethod
     def _cancel(ins) -> None:
