@@ -1,31 +1,68 @@
 """On-time judgement of a dossier (early / on time / late), pure functions, no I/O.
 
-Rules (shared/DOMAIN.md, "When is a dossier early, on time or late"; values in Settings):
+One truth for every rule (issue 18): ``judge`` returns everything a board or an alert needs
+(the effective deadline as an instant, the outcome, the moment judged, whether the clock is
+stopped, the reading used) and ``Judgement.overdue_at(now)`` answers "overdue now?", so
+nothing downstream re-derives a rule. docs/RULES.md states each rule with its source.
+
+Rules (shared/DOMAIN.md, "When is a dossier early, on time or late" and "The 766 method in
+detail"; values in Settings):
 
 * Finish time precedence: processing finished (status 9 / NgayKetThucXuLy), else result
   returned (10 / NgayTra), else stopped (8) / refused (3, NgayTuChoi) / withdrawn (7).
   Stopped, refused and withdrawn dossiers are closed with their own outcome; they are not
   judged early/on time/late.
-* On time: finish <= the effective deadline. Early: at least
-  ``settings.early_min_working_days`` working days before it. Late: after it.
-* Waiting for the citizen's additional documents is not counted against the unit.
-  READING CHOSEN: the deadline is the ORIGINAL promised date (the round's NgayHenTraTruoc,
-  else the first NgayHenTra the dossier carried) shifted by the working days actually waited
-  (each round's requested_at -> resumed_at; a round still open at the judged moment waits
-  until that moment). We do not take NgayHenTraMoi: it is set by the unit itself, can be
-  stretched beyond the real wait, and a later NgayHenTra also arrives with the apology
-  letter of a dossier that is ALREADY late ("phiếu xin lỗi và hẹn lại"), which must not
-  turn it on time. NgayHenTraMoi is used only when no original date is known at all.
-* A second supplement round makes the dossier late, whatever its times.
-* No promised date: elapsed working days (received, else submitted -> finish, minus the
-  wait) compared with the procedure's legal working days (reference data).
-  No promised date and no legal time: the dossier cannot be late -> on time.
-* An open dossier at the end of a period counts by the period's end: judged as if it
-  finished then -> late if past its deadline, else still open (Outcome.OPEN).
+* ON TIME IFF FINISHED AT OR BEFORE THE EFFECTIVE DEADLINE, compared as instants: a dossier
+  promised for 17:00 and finished at 17:30 the same day, or on the Saturday after a Friday
+  promise, is late although no working time passed in between (the index's rule 2.1 compares
+  NgayKetThucXuLy <= NgayHenTra, an instant, not working days). Finished exactly at the
+  deadline is on time. Early: on time AND at least ``early_min_working_days`` working days
+  before the deadline (early is a working-day measure: OpenCPS, provincial boards).
+* Waiting for the citizen's additional documents is not counted against the unit. How the
+  deadline moves after a supplement round is a parameter, ``supplement_reading``:
 
-Everything is computed in working days with the calendar's ``working_days_between``
-(weekends, public holidays and swapped days excluded), so a dossier promised on Friday
-17:00 and finished the next Monday 08:00 is a fraction of a working day late, not 2.6 days.
+  - ``SupplementReading.SHIFT_BY_WAIT`` ("shift_by_wait", THE DEFAULT): the original promised
+    instant (the first round's NgayHenTraTruoc, else the first NgayHenTra the dossier carried)
+    moved on by the working time actually waited (each round's requested_at -> resumed_at; a
+    round still open at the judged moment waits until that moment). This is the official
+    reading as far as we could establish it (docs/RULES.md, "Sources"): Decree 61/2018/ND-CP,
+    the article on resolving the dossier (Art. 17 as third-party material cites it), in the
+    wording of Decree 107/2021/ND-CP: a dossier found incomplete during processing is returned
+    with a Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ (Form 02, Circular 01/2018/TT-VPCP), the
+    request is made at most once per agency, and the time the agency had already spent stays
+    counted in the resolution time: the clock stops for the citizen and resumes, it neither
+    restarts nor takes a new date; and the national index's formula (Decision 766/QD-TTg,
+    rule 2.1) subtracts (supplement completed - supplement requested) from the elapsed time.
+    CONFIDENCE: medium. The decree's text was not in the sources we could search, so the
+    article and clause numbers are unverified; and Decree 118/2025/ND-CP (with Circular
+    03/2025/TT-VPCP) replaced Decree 61/2018 and Circular 01/2018 from 1 July 2025: confirm its
+    supplement clause before relying on this.
+  - ``SupplementReading.NEW_PROMISE`` ("new_promise"): the unit's new promised date of the
+    LAST round (its NgayHenTraMoi); a last round without one falls back to SHIFT_BY_WAIT for
+    that dossier (``Judgement.reading`` says which was applied). NgayHenTraMoi is set by the
+    unit itself and can be stretched beyond the real wait, hence not the default.
+
+* A second supplement round makes the dossier late, whatever its times (766 rule 2.1; Decree
+  107/2021 allows one supplement request per agency). Either reading.
+* An apology letter (Phiếu xin lỗi và hẹn lại ngày trả kết quả, Form 04 of Circular
+  01/2018/TT-VPCP; Decree 61/2018, same article, on dossiers past their date) is written
+  because the dossier IS (about to be) late;
+  the re-promised NgayHenTra it brings never becomes a deadline: both readings start from the
+  FIRST promised date (DossierFacts.first_promised_at). Under NEW_PROMISE a dossier whose
+  first supplement request came after its promised instant was already late then and stays
+  late whatever NgayHenTraMoi says (under SHIFT_BY_WAIT this follows from the arithmetic).
+* No promised date: the deadline is received (else submitted) + the procedure's legal working
+  days + the wait (reference data), compared as an instant too. No promised date and no legal
+  time: no deadline, the dossier cannot be late -> on time.
+* An open dossier at the end of a period counts by the period's end (``as_of``): late iff the
+  period's end is after its deadline (exact, as above) or it has had two rounds; else still
+  open (Outcome.OPEN). One waiting for the citizen at the period's end is judged at its open
+  round's request (766: "a single supplement request still open counts as the end date").
+* Overdue (``Judgement.overdue_at(now)``, ``is_overdue``): open, the clock running (not waiting
+  for the citizen) and ``now`` > the effective deadline, exactly.
+
+Working days come from the calendar's ``working_days_between`` (weekends, public holidays and
+swapped days excluded); the deadline instant after a shift from ``shift_working_days``.
 """
 from __future__ import annotations
 
@@ -118,21 +155,47 @@ def shift_working_days(cal, start: datetime, days: float) -> datetime:
     return hi.replace(microsecond=(hi.microsecond // 1000) * 1000)
 
 
+class SupplementReading(str, Enum):
+    """How a supplement round moves the deadline (module docstring; docs/RULES.md). The value
+    is the short code stored with the judgement (``Judgement.reading``)."""
+    SHIFT_BY_WAIT = "shift_by_wait"   # first promise + working time waited (official, default)
+    NEW_PROMISE = "new_promise"       # the last round's NgayHenTraMoi
+
+
+_SHIFT = SupplementReading.SHIFT_BY_WAIT.value
+_NEW = SupplementReading.NEW_PROMISE.value
+
+
 @dataclass(frozen=True)
 class Judgement:
     outcome: Outcome
     finish_time: datetime | None
     deadline: datetime | None          # effective deadline (None: none known, or paused while waiting)
-    slack_working_days: float | None   # + before the deadline, - after it
+    slack_working_days: float | None   # + before the deadline, - after it (working time only)
     wait_working_days: float
     resolution_working_days: float | None
+    # --- added by issue 18 (fields above keep their order: the stream builds them positionally)
+    judged_at: datetime | None         # the instant compared with the deadline: finish, period end,
+                                       # or an open round's request; None: open and not judged
+    is_open: bool                      # still running (not finished/returned/stopped/refused/withdrawn)
+    clock_stopped: bool                # open and waiting for the citizen: deadline paused (None)
+    reading: str                       # SupplementReading code applied to this dossier
+    basis: str                         # where the deadline comes from: 'promised' (NgayHenTra),
+                                       # 'new_promise' (NgayHenTraMoi), 'legal_time', '' (none)
+
+    def overdue_at(self, now: datetime) -> bool:
+        """Open, the clock running, and ``now`` strictly after the effective deadline."""
+        dl = self.deadline
+        return self.is_open and dl is not None and now > dl
 
 
 _judgement = positional(Judgement)
 
 
 def _base(f: DossierFacts) -> tuple[datetime | None, bool]:
-    """(base date, shift_by_wait)."""
+    """(base date, from the first promise): the FIRST promised instant, never a re-promise
+    (an apology letter's later NgayHenTra must not move the deadline). Only when no original
+    date is known at all, the newest NgayHenTraMoi, taken as it is (False)."""
     if f.rounds and f.rounds[0].old_promised_at is not None:
         return f.rounds[0].old_promised_at, True
     if f.first_promised_at is not None:
@@ -148,59 +211,112 @@ def _start(f: DossierFacts) -> datetime | None:
 
 
 def judge(f: DossierFacts, cal, *, early_min_working_days: float = 1.0,
-          legal_working_days: float | None = None, as_of: datetime | None = None) -> Judgement:
+          legal_working_days: float | None = None, as_of: datetime | None = None,
+          supplement_reading: SupplementReading | str = SupplementReading.SHIFT_BY_WAIT) -> Judgement:
     """Outcome of a dossier.
 
     ``as_of``: judge an open dossier at this moment (the period's end, or now); without it an
     open dossier is Outcome.OPEN with no slack. Closed dossiers ignore ``as_of``.
+    ``supplement_reading``: SupplementReading (or its code), see the module docstring.
     """
+    if supplement_reading == _SHIFT:     # str-valued enum: members and codes compare equal
+        reading = _SHIFT
+    elif supplement_reading == _NEW:
+        reading = _NEW
+    else:
+        raise ValueError(f"unknown supplement reading {supplement_reading!r}")
     t, kind = finish_time(f)
+    rounds = f.rounds
     if kind in ("stopped", "refused", "withdrawn"):
-        wait = supplement_wait_working_days(f.rounds, cal, t)
-        return _judgement(Outcome(kind), t, None, None, wait, None)
+        wait = supplement_wait_working_days(rounds, cal, t)
+        return _judgement(Outcome(kind), t, None, None, wait, None, t, False, False, reading, "")
     is_open = t is None
+    waiting = is_open and f.waiting_for_citizen
     at = t if not is_open else as_of
-    wait = supplement_wait_working_days(f.rounds, cal, at)
-    start = _start(f)
+    wait = supplement_wait_working_days(rounds, cal, at) if rounds else 0.0
+    # The moment compared with the deadline: an open dossier waiting for the citizen at the
+    # period's end is judged at its open round's request (766: a single open request counts as
+    # the end date), with the waits of the rounds closed before it.
+    judged, judged_wait, at_request = at, wait, False
+    if waiting and at is not None and rounds and rounds[-1].resumed_at is None:
+        judged, at_request = rounds[-1].requested_at, True
+        judged_wait = supplement_wait_working_days(rounds, cal, judged)
     resolution = None
-    if not is_open and start is not None and t is not None:
-        resolution = max(0.0, _wd(cal, start, t) - wait)
+    if not is_open and t is not None:
+        start = _start(f)
+        if start is not None:
+            resolution = max(0.0, _wd(cal, start, t) - wait)
 
-    base, shift = _base(f)
-    deadline = None
+    base, from_first = _base(f)
+    deadline = None      # the effective deadline reported (None while the clock is stopped)
+    cmp_deadline = None  # the one the judged moment is compared with
     slack = None
-    if base is not None:
-        shift_days = wait if shift else 0.0
-        if at is not None:
-            slack = shift_days - _wd(cal, base, at)
-        if not (is_open and f.waiting_for_citizen):
+    basis = ""
+    already_late = False
+    new_promise = None
+    if reading == _NEW and rounds:
+        last = rounds[-1]
+        new_promise = last.new_promised_at
+        if new_promise is None:
+            reading = _SHIFT   # no NgayHenTraMoi on the last round: the default reading applies
+    if new_promise is not None and base is not None:
+        basis = "new_promise"
+        # a dossier already late when the unit asked for documents stays late (the request
+        # must come before the promised instant; a later NgayHenTraMoi does not excuse it)
+        already_late = from_first and rounds[0].requested_at > base
+        if not waiting:
+            deadline = new_promise
+        if judged is not None:
+            if not at_request:
+                cmp_deadline = new_promise
+            else:  # judged at an open round's request: the promise in force then
+                cmp_deadline = base if len(rounds) == 1 else (rounds[-2].new_promised_at or base)
+            slack = _wd(cal, judged, cmp_deadline)
+    elif base is not None:
+        basis = "promised" if from_first else "new_promise"
+        shift_days = wait if from_first else 0.0
+        if not waiting:
             deadline = shift_working_days(cal, base, shift_days) if shift_days > 0 else base
-    elif legal_working_days is not None and start is not None:
-        if at is not None:
-            slack = float(legal_working_days) - (_wd(cal, start, at) - wait)
-        if not (is_open and f.waiting_for_citizen):
-            deadline = shift_working_days(cal, start, float(legal_working_days) + wait)
+        if judged is not None:
+            cmp_days = judged_wait if from_first else 0.0
+            slack = cmp_days - _wd(cal, base, judged)
+            cmp_deadline = (deadline if deadline is not None
+                            else shift_working_days(cal, base, cmp_days) if cmp_days > 0 else base)
+    elif legal_working_days is not None:
+        start = _start(f)
+        if start is not None:
+            basis = "legal_time"
+            legal = float(legal_working_days)
+            if not waiting:
+                deadline = shift_working_days(cal, start, legal + wait)
+            if judged is not None:
+                slack = legal - (_wd(cal, start, judged) - judged_wait)
+                cmp_deadline = (deadline if deadline is not None
+                                else shift_working_days(cal, start, legal + judged_wait))
 
+    # late: the judged instant strictly after the deadline (exact, whatever working time lies
+    # between), or two supplement rounds, or already late at the first request (NEW_PROMISE)
+    late = len(rounds) >= 2 or already_late or (cmp_deadline is not None and judged > cmp_deadline)
     if is_open:
-        if at is None:
-            return _judgement(Outcome.OPEN, None, deadline, None, wait, None)
-        late = len(f.rounds) >= 2 or (slack is not None and slack < 0)
-        return _judgement(Outcome.LATE if late else Outcome.OPEN, None, deadline, slack, wait, None)
+        if judged is None:
+            return _judgement(Outcome.OPEN, None, deadline, None, wait, None, None, True, waiting,
+                              reading, basis)
+        return _judgement(Outcome.LATE if late else Outcome.OPEN, None, deadline, slack, wait, None,
+                          judged, True, waiting, reading, basis)
 
-    if len(f.rounds) >= 2:
+    if late:
         outcome = Outcome.LATE
     elif slack is None:
         outcome = Outcome.ON_TIME  # no deadline known: cannot be late
     elif slack >= early_min_working_days:
         outcome = Outcome.EARLY
-    elif slack >= 0:
-        outcome = Outcome.ON_TIME
     else:
-        outcome = Outcome.LATE
-    return _judgement(outcome, t, deadline, slack, wait, resolution)
+        outcome = Outcome.ON_TIME  # at or before the deadline, less than early_min ahead of it
+    return _judgement(outcome, t, deadline, slack, wait, resolution, t, False, False, reading, basis)
 
 
 def is_overdue(f: DossierFacts, j: Judgement, now: datetime) -> bool:
     """An open dossier whose effective deadline has passed at wall-clock ``now`` (not while the
-    clock is stopped for a supplement)."""
-    return f.is_open and not f.waiting_for_citizen and j.deadline is not None and now > j.deadline
+    clock is stopped for a supplement): ``j.overdue_at(now)``, kept for the stream's call.
+    ``f`` is ``j``'s dossier; the judgement alone decides (its deadline is None while waiting)."""
+    return j.overdue_at(now)
