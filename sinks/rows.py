@@ -179,3 +179,25 @@ def dead_letter_row(*, topic: str, partition: int, offset: int, raw: bytes, rule
         kind, list(rules), list(reasons), bytes(raw), len(raw), received_at, redriven_at,
         redriven_at or received_at,
     ]
+
+
+# Reading rows by column name (tests, tools; not the hot path, which keeps plain lists).
+_COLUMN_INDEX = {t: {c: i for i, c in enumerate(cols)} for t, cols in TABLE_COLUMNS.items()}
+
+
+def column_index(table: str, name: str) -> int:
+    """Position of column ``name`` in ``table``'s rows (``TABLE_COLUMNS[table]``)."""
+    try:
+        return _COLUMN_INDEX[table][name]
+    except KeyError:
+        if table not in _COLUMN_INDEX:
+            raise KeyError(f"no sink table {table!r} (have {sorted(_COLUMN_INDEX)})") from None
+        raise KeyError(f"{table} rows have no column {name!r}") from None
+
+
+def as_dict(table: str, row) -> dict[str, Any]:
+    """A ``table`` row (a sequence in column order) as ``{column: value}``."""
+    cols = TABLE_COLUMNS[table]
+    if len(row) != len(cols):
+        raise ValueError(f"a {table} row has {len(cols)} values, got {len(row)}")
+    return dict(zip(cols, row))
