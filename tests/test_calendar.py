@@ -203,3 +203,14 @@ def test_working_days_between_with_fold_twins():
     for a, b in ((start, first), (start, second), (first, second), (second, first), (second, start)):
         assert cal.working_days_between(a, b) == reference_working_days_between(cal, a, b), (a, b)
     assert cal.working_days_between(first, second) == pytest.approx(1 / 7.5)
+
+
+def test_no_working_time_across_the_2026_breaks(cal):
+    # The exact-deadline cases in tests/test_timeliness.py rest on these: the gaps below hold
+    # no working time at all, so only an instant comparison can tell "late" there.
+    assert cal.working_days_between(at(2026, 2, 13, 17), at(2026, 2, 23, 7, 30)) == 0    # Tết Bính Ngọ
+    assert cal.working_days_between(at(2026, 4, 29, 17), at(2026, 5, 4, 7, 30)) == 0     # 30/4 - 1/5
+    assert cal.working_days_between(at(2026, 8, 28, 17), at(2026, 9, 3, 7, 30)) == 0     # 31/8 - 2/9
+    assert cal.working_days_between(at(2026, 5, 5, 17), at(2026, 5, 5, 17, 30)) == 0     # after hours
+    # the made-up Saturday 22/8/2026 has a full day of working time
+    assert cal.working_days_between(at(2026, 8, 22, 7, 30), at(2026, 8, 22, 17)) == pytest.approx(1)
