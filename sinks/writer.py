@@ -30,6 +30,7 @@ import hashlib
 import logging
 import random
 import re
+import struct
 import threading
 import time
 from collections import deque
@@ -55,24 +56,90 @@ except ImportError:  # pragma: no cover - pyarrow is in pyproject
 
 log = logging.getLogger("motcua.sinks.writer")
 
-# ClickHouse error codes worth retrying (server busy / temporarily unable), beside any
-# connection-level failure.
+# How a failed insert is handled (``classify``). The codes are ClickHouse's
+# (src/Common/ErrorCodes.cpp; numbers checked against the chDB engine's errorCodeToName()).
+#
+# TRANSIENT: the server cannot take the insert now; the same batch will land later. Retried
+# with backoff, forever, as before (also: any connection-level failure, an HTTP answer
+# without a ClickHouse code, 429/503/504, which clickhouse-connect raises as OperationalError).
 TRANSIENT_CODES = {
     3,    # UNEXPECTED_END_OF_FILE
+    95,   # CANNOT_READ_FROM_SOCKET
+    96,   # CANNOT_WRITE_TO_SOCKET
     159,  # TIMEOUT_EXCEEDED
     164,  # READONLY (replica temporarily read-only)
+    173,  # CANNOT_ALLOCATE_MEMORY
+    201,  # QUOTA_EXCEEDED (per interval: passes when the interval does)
     202,  # TOO_MANY_SIMULTANEOUS_QUERIES
     209,  # SOCKET_TIMEOUT
-    210,  # NETWORK_ERROR
+    210,  # NETWORK_ERROR (also a server shutting down)
+    225,  # NO_ZOOKEEPER
+    236,  # ABORTED
     241,  # MEMORY_LIMIT_EXCEEDED
     242,  # TABLE_IS_READ_ONLY
+    243,  # NOT_ENOUGH_SPACE (disk full: an operator frees it; nothing is dropped meanwhile)
+    244,  # UNEXPECTED_ZOOKEEPER_ERROR
     252,  # TOO_MANY_PARTS
+    254,  # NO_ACTIVE_REPLICAS
+    279,  # ALL_CONNECTION_TRIES_FAILED
     285,  # TOO_FEW_LIVE_REPLICAS
+    286,  # UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE
+    289,  # REPLICA_IS_NOT_IN_QUORUM
     319,  # UNKNOWN_STATUS_OF_INSERT
+    394,  # QUERY_WAS_CANCELLED (server restarting)
     425,  # SYSTEM_ERROR
+    439,  # CANNOT_SCHEDULE_TASK
+    574,  # DISTRIBUTED_TOO_MANY_PENDING_BYTES
+    745,  # SERVER_OVERLOADED
     999,  # KEEPER_EXCEPTION
 }
+# REFUSED: the server's answer says the data is wrong: a value it cannot parse, convert or
+# store, or a CHECK constraint / MATERIALIZED expression that rejects it. Retrying the same
+# rows can never succeed, but the other rows of the batch can land: with ``on_refused``
+# the batch is split until the refused rows are found (``ClickHouseSink``).
+REFUSED_CODES = {
+    6,    # CANNOT_PARSE_TEXT
+    19,   # SIZE_OF_FIXED_STRING_DOESNT_MATCH
+    25,   # CANNOT_PARSE_ESCAPE_SEQUENCE
+    26,   # CANNOT_PARSE_QUOTED_STRING
+    27,   # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,   # CANNOT_PARSE_DATE
+    41,   # CANNOT_PARSE_DATETIME
+    43,   # ILLEGAL_TYPE_OF_ARGUMENT
+    53,   # TYPE_MISMATCH
+    69,   # ARGUMENT_OUT_OF_BOUND
+    70,   # CANNOT_CONVERT_TYPE
+    72,   # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    128,  # TOO_LARGE_ARRAY_SIZE
+    131,  # TOO_LARGE_STRING_SIZE
+    190,  # SIZES_OF_ARRAYS_DONT_MATCH
+    248,  # INVALID_PARTITION_VALUE
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    346,  # CANNOT_CONVERT_CHARSET
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    376,  # CANNOT_PARSE_UUID
+    395,  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO (throwIf in a MATERIALIZED/DEFAULT expression)
+    407,  # DECIMAL_OVERFLOW
+    441,  # CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING
+    467,  # CANNOT_PARSE_BOOL
+    469,  # VIOLATED_CONSTRAINT
+    675,  # CANNOT_PARSE_IPV4
+    676,  # CANNOT_PARSE_IPV6
+    691,  # UNKNOWN_ELEMENT_OF_ENUM
+}
+# FATAL: every other failure with a ClickHouse code (UNKNOWN_TABLE 60, NO_SUCH_COLUMN_IN_TABLE
+# 16, THERE_IS_NO_COLUMN 8, UNKNOWN_DATABASE 81, ACCESS_DENIED 497, AUTHENTICATION_FAILED 516,
+# SYNTAX_ERROR 62, UNKNOWN_SETTING 115, CANNOT_READ_ALL_DATA 33 = a malformed block...) and
+# every client-side programming error: the deployment is wrong, not the rows. Not split:
+# retried ``max_permanent_retries`` times, then ``SinkError`` (the rows stay in the sink).
+TRANSIENT, REFUSED, FATAL = "transient", "refused", "fatal"
+
 _CODE_RE = re.compile(r"Code: (\d+)")
+# clickhouse-connect's message: "Received ClickHouse exception, code: N, server response:
+# Code: N. DB::Exception: ... (NAME) (version V) (for url U)": the server's part is kept
+_SERVER_MSG_RE = re.compile(r"Code: \d+\. .*", re.S)
+_TRAILER_RE = re.compile(r"(?:\s*\((?:version [^)]*|for url [^)]*)\))+\s*$")
 
 
 _SEQ_TYPES = {list, tuple}
@@ -86,17 +153,65 @@ class SinkClosed(RuntimeError):
     pass
 
 
-def is_transient(exc: BaseException) -> bool:
+class _Refused(Exception):
+    """A (part of a) batch refused for its data: raised to the splitting code."""
+
+    def __init__(self, exc: BaseException):
+        super().__init__(str(exc))
+        self.message = refusal_message(exc)
+        # what "refused alike" compares: the server's code, or the client's error kind
+        self.key = error_code(exc) if not isinstance(exc, RowEncodingError) else "encoding"
+
+
+class RowEncodingError(DataError):
+    """The sink could not encode a batch for its table's column types (a value of the wrong
+    type or out of the column's range: the client-side twin of a server refusal)."""
+
+
+_ENCODING_ERRORS = (DataError, TypeError, ValueError, OverflowError, KeyError, IndexError, struct.error)
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The ClickHouse error code of an exception, if it carries one."""
+    code = getattr(exc, "code", None)           # clickhouse-connect >= 0.8: from X-ClickHouse-Exception-Code
+    if isinstance(code, int):
+        return code
+    m = _CODE_RE.search(str(exc))
+    return int(m.group(1)) if m else None
+
+
+def classify(exc: BaseException) -> str:
+    """``TRANSIENT``, ``REFUSED`` or ``FATAL`` (see the code tables above)."""
+    if isinstance(exc, RowEncodingError):
+        return REFUSED
     if isinstance(exc, (DataError, ProgrammingError, NotSupportedError, TypeError, ValueError)):
-        return False  # the rows themselves cannot be serialised / are refused by the client
+        return FATAL        # the client refuses the insert itself (not a row's value)
     if isinstance(exc, (OperationalError, ConnectionError, TimeoutError, OSError)):
-        return True
+        return TRANSIENT
     if isinstance(exc, DatabaseError):
-        m = _CODE_RE.search(str(exc))
-        if not m:
-            return True  # no ClickHouse code: proxy / endpoint / HTTP-level failure
-        return int(m.group(1)) in TRANSIENT_CODES
-    return False
+        code = error_code(exc)
+        if code is None:
+            return TRANSIENT  # no ClickHouse code: proxy / endpoint / HTTP-level failure
+        if code in TRANSIENT_CODES:
+            return TRANSIENT
+        return REFUSED if code in REFUSED_CODES else FATAL
+    return FATAL
+
+
+def is_transient(exc: BaseException) -> bool:
+    return classify(exc) == TRANSIENT
+
+
+def refusal_message(exc: BaseException) -> str:
+    """The server's own message of a refused insert ("Code: N. DB::Exception: ... (NAME)"),
+    without clickhouse-connect's wrapper, the version and the URL; a client-side refusal as
+    "RowEncodingError: ...". Stable for one row and one cause, so it can key a dead letter."""
+    text = str(exc)
+    if not isinstance(exc, RowEncodingError):
+        m = _SERVER_MSG_RE.search(text)
+        if m:
+            return _TRAILER_RE.sub("", m.group(0)).strip()
+    return f"{type(exc).__name__}: {text}"
 
 
 # ------------------------------------------------------------------ batch encoding
@@ -313,6 +428,12 @@ class SinkStats:
     # same insert_deduplication_token), a red flag otherwise
     rows_reported_unwritten: int = 0
     errors: list[str] = field(default_factory=list)
+    # poison rows (``on_refused``): rows handed to the callback, batches split, the inserts
+    # the splits took (the first, failed, insert of each batch included), the last split's
+    split_batches: int = 0
+    rows_refused: int = 0
+    split_inserts: int = 0
+    last_split: str = ""
 
 
 class ClickHouseSink:
@@ -333,6 +454,57 @@ class ClickHouseSink:
     Each batch is sent as one Native block written by ``_BatchEncoder`` (below): the rows'
     values are stored exactly as clickhouse-connect's own ``insert()`` stores them, at a
     fraction of the CPU.
+
+    Poison rows (``on_refused``). A failed insert is classified (``classify``): TRANSIENT
+    (connection refused/reset, timeouts, an overloaded or restarting server, TOO_MANY_PARTS,
+    MEMORY_LIMIT_EXCEEDED...) is retried with backoff, forever; FATAL (unknown table or
+    column, access, syntax: the deployment is wrong) is retried ``max_permanent_retries``
+    times, then the sink raises ``SinkError`` and keeps the rows; REFUSED (the server says
+    the data is wrong: CANNOT_PARSE_*, TYPE_MISMATCH, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE,
+    VIOLATED_CONSTRAINT, UNKNOWN_ELEMENT_OF_ENUM... or a value the sink cannot encode for
+    the column, ``RowEncodingError``) is handled as FATAL when ``on_refused`` is None (the
+    former behaviour), and otherwise the batch is split: each failing part is halved and
+    both halves inserted, recursively, until single rows are isolated. The good rows land;
+    each refused row goes to ``on_refused``; the batch's tickets then resolve as if it had
+    been written (``pending`` and ``wait`` count the refused rows as done), so the caller
+    commits its offsets and the stream goes on. Cost: a batch of n rows with k refused rows
+    takes at most 1 + 2k*ceil(log2 n) inserts (+3 probes, below): 5,000 rows with 3 bad
+    ones, ~70 inserts; ``stats.split_inserts`` and the log say how many each split took.
+    Worst case (most rows bad, for different reasons): 2n - 1 inserts.
+
+    Not poison but a deployment error: when every row would be refused alike (a CHECK
+    constraint or a column type deployed wrong), splitting would dead-letter the whole
+    stream. So when both halves of the first split are refused with the same code, three
+    single rows are probed (the first of each half, the last); all three refused with that
+    code too -> a deployment error: logged as an error and handled as FATAL (retries, then
+    ``SinkError``, rows kept), no row dead-lettered. Batches too small to probe count
+    across batches: three rows in a row refused alike with no row landing in between is a
+    deployment error too (the first two, in batches of their own, were already handed to
+    the callback: nothing distinguishes them from poison rows at the time).
+
+    ``on_refused(rows, message)`` contract:
+
+    * ``rows``: a list of refused rows exactly as the sink holds them (sequences in
+      ``columns`` order; mappings were turned into lists by ``write``), in batch order;
+      ``message``: the server's exception, ``"Code: N. DB::Exception: ... (NAME)"``
+      (version and URL trimmed, see ``refusal_message``), or ``"RowEncodingError: ..."``
+      when the sink itself could not encode the value. Rows refused with the same message
+      in one batch come in one call; usually that is one row per call.
+    * It runs on the sink's flusher thread, after the batch's good rows landed and before
+      the batch's tickets resolve: rows are acknowledged to the caller only once the
+      callback has returned, so it must make the rows durable elsewhere before returning
+      (e.g. ``dead_letters_sink.write(rows, wait=True)`` on *another* sink, or a Kafka
+      produce awaited). It must not use this sink (its flusher is the caller: ``wait`` or a
+      full buffer would deadlock) and should be quick: this sink inserts nothing meanwhile.
+    * If it raises, it is called again with the same arguments after a backoff, until it
+      returns (the batch stays pending meanwhile; nothing is dropped). So it must be
+      idempotent, as it must anyway: after a crash the stream replays uncommitted rows and
+      the same rows are refused and handed over again.
+
+    Exactly-once stays: the tables are idempotent (ReplacingMergeTree on the row's own id,
+    plus a per-insert deduplication token), so a half re-inserted after part of it landed
+    (a multi-block insert failing late, a retry after a lost reply, a replay after a crash
+    mid-split) collapses with the copy already there.
     """
 
     def __init__(
@@ -354,6 +526,7 @@ class ClickHouseSink:
         min_interval_s: float = 0.0,
         busy_interval_s: float | None = None,
         busy_rows_per_s: float = 10_000.0,
+        on_refused: Callable[[list, str], Any] | None = None,
     ) -> None:
         if max_rows <= 0 or max_buffer_rows < max_rows:
             raise ValueError("need 0 < max_rows <= max_buffer_rows")
@@ -373,7 +546,9 @@ class ClickHouseSink:
         self.insert_settings = dict(insert_settings or {})
         self.compression = compression
         self.name = name or table
+        self.on_refused = on_refused
         self.stats = SinkStats()
+        self._refused_streak: tuple[Any, int] = (None, 0)  # (refusal key, rows refused alike since a row landed)
 
         self._cv = threading.Condition()
         self._buf: deque[list] = deque()   # chunks of rows, as handed over (no per-row work)
@@ -587,7 +762,7 @@ class ClickHouseSink:
             if batch is None:
                 return
             try:
-                self._insert_with_retry(batch)
+                refused = self._write_batch(batch)
             except SinkError as e:
                 with self._cv:
                     # keep the rows: put them back in front, in order; callers see the error
@@ -598,9 +773,11 @@ class ClickHouseSink:
                     self._cv.notify_all()
                 return
             with self._cv:
+                # refused rows are done too: handed to on_refused, which made them durable
                 self._inflight = 0
                 self._seq_done += len(batch)
-                self.stats.rows_written += len(batch)
+                self.stats.rows_written += len(batch) - refused
+                self.stats.rows_refused += refused
                 self.stats.batches += 1
                 self._cv.notify_all()
 
@@ -655,7 +832,12 @@ class ClickHouseSink:
             self._connect()
         if prepared.get("encoder") is not self._encoder:   # first attempt, or reconnected
             keys: dict = dict.fromkeys(self.key_idx or ())
-            body = self._encoder.block(batch, keys, prefix=self._insert_query)
+            try:
+                body = self._encoder.block(batch, keys, prefix=self._insert_query)
+            except _ENCODING_ERRORS as e:
+                # a value the column type cannot take (wrong type, out of range, too long):
+                # refused by the client instead of the server, the same for the batch
+                raise RowEncodingError(f"{type(e).__name__}: {e}") from e
             prepared.setdefault("token", self._token(keys, len(batch)))
             if self._compression:
                 compressor = get_compressor(self._compression)
@@ -675,7 +857,130 @@ class ClickHouseSink:
         log.warning("sink %s: ClickHouse acknowledged %d rows but reports %d written (%s)", self.name, n_rows,
                     written, "a retry, probably deduplicated" if attempt else "first attempt")
 
-    def _insert_with_retry(self, batch):
+    # ------------------------------------------------------------ poison rows
+    def _write_batch(self, batch: list) -> int:
+        """Insert ``batch``; return how many of its rows were refused (and handed to
+        ``on_refused``). Raises ``SinkError`` as ``_insert_with_retry`` does."""
+        if self.on_refused is None:
+            self._insert_with_retry(batch)
+            return 0
+        try:
+            self._insert_with_retry(batch, split=True)
+        except _Refused as first:
+            return self._split(batch, first)
+        self._refused_streak = (None, 0)
+        return 0
+
+    def _try(self, rows: list) -> _Refused | None:
+        """One split step: insert ``rows`` (transient failures retried as ever); the
+        refusal, or None when they landed."""
+        self._split_inserts += 1
+        try:
+            self._insert_with_retry(rows, split=True)
+        except _Refused as r:
+            return r
+        return None
+
+    def _isolate(self, idx: list[int], batch: list, refusal: _Refused, refused: dict[int, _Refused]) -> None:
+        """``batch[i] for i in idx`` was refused (``refusal``): find its refused rows."""
+        if len(idx) == 1:
+            refused[idx[0]] = refusal
+            return
+        mid = len(idx) // 2
+        for part in (idx[:mid], idx[mid:]):
+            r = self._try([batch[i] for i in part])
+            if r is not None:
+                self._isolate(part, batch, r, refused)
+
+    def _split(self, batch: list, first: _Refused) -> int:
+        """Split a refused batch until its refused rows are isolated (see the class
+        docstring); hand them to ``on_refused``; return their number. A deployment error
+        (every row refused alike) is handled as before instead: ``SinkError``."""
+        t0 = time.monotonic()
+        self._split_inserts = 1               # the batch's own insert, refused
+        n = len(batch)
+        refused: dict[int, _Refused] = {}     # batch index -> its refusal
+        if n == 1:
+            refused[0] = first
+        else:
+            mid = n // 2
+            halves = [list(range(mid)), list(range(mid, n))]
+            results = [self._try([batch[i] for i in part]) for part in halves]
+            if all(results) and results[0].key == results[1].key == first.key and n >= 3:
+                # Both halves refused alike: a bad row in each, or can no row land at all?
+                # Three single rows tell (poison rows would all three have to be among the
+                # probed by chance: about (k/n)**3).
+                probed: dict[int, _Refused | None] = {}
+                for i in sorted({0, mid, n - 1}):
+                    h = int(i >= mid)
+                    probed[i] = results[h] if len(halves[h]) == 1 else self._try([batch[i]])
+                if all(r is not None and r.key == first.key for r in probed.values()):
+                    return self._deployment_error(batch, first, "both halves and 3 single rows")
+                refused.update((i, r) for i, r in probed.items() if r is not None)
+                for part, r in zip(halves, results):
+                    rest = [i for i in part if i not in probed]
+                    if not rest:
+                        continue
+                    if any(i in refused for i in part):
+                        r = self._try([batch[i] for i in rest])   # the refused row was probed: the rest may land
+                        if r is None:
+                            continue
+                    self._isolate(rest, batch, r, refused)        # else the rest holds the refused row
+            else:
+                for part, r in zip(halves, results):
+                    if r is not None:
+                        self._isolate(part, batch, r, refused)
+        landed = n - len(refused)
+        # deployment errors in batches too small to probe: 3 rows in a row refused alike
+        # (across batches), none landing in between
+        keys = {r.key for r in refused.values()}
+        if landed or len(keys) != 1:
+            self._refused_streak = (None, 0)
+        else:
+            (k,), (key, streak) = keys, self._refused_streak
+            self._refused_streak = (k, (streak if key == k else 0) + n)
+            if self._refused_streak[1] >= 3:
+                return self._deployment_error(batch, first, f"{self._refused_streak[1]} rows in a row")
+        inserts = self._split_inserts
+        self.stats.split_batches += 1
+        self.stats.split_inserts += inserts
+        self.stats.last_split = (f"{n} rows: {landed} written, {len(refused)} refused, {inserts} inserts, "
+                                 f"{time.monotonic() - t0:.2f}s")
+        log.warning("sink %s: batch of %d rows refused (%s); split in %d inserts (%.2fs): %d rows written, %d refused "
+                    "and handed to on_refused", self.name, n, first.message[:300], inserts, time.monotonic() - t0,
+                    landed, len(refused))
+        groups: dict[str, list] = {}
+        for i in sorted(refused):
+            groups.setdefault(refused[i].message, []).append(batch[i])
+        for message, rows in groups.items():
+            self._hand_over(rows, message)
+        return len(refused)
+
+    def _deployment_error(self, batch: list, first: _Refused, evidence: str) -> int:
+        log.error("sink %s: every row of a batch of %d is refused alike (%s): %s. That is a deployment error "
+                  "(table definition, constraint, column type), not poison data: nothing is dead-lettered; the batch "
+                  "is retried, then the sink stops with SinkError and keeps its rows", self.name, len(batch),
+                  evidence, first.message[:500])
+        self._refused_streak = (None, 0)
+        self._insert_with_retry(batch)       # as without on_refused: retries, then SinkError
+        return 0                             # it landed after all (the deployment was fixed meanwhile)
+
+    def _hand_over(self, rows: list, message: str) -> None:
+        attempt = 0
+        while True:
+            try:
+                self.on_refused(rows, message)
+                return
+            except Exception:  # noqa: BLE001 - the rows are kept until the callback takes them
+                log.exception("sink %s: on_refused failed for %d rows; calling it again", self.name, len(rows))
+                time.sleep(min(self.retry_max_s, self.retry_initial_s * (2 ** min(attempt, 20)))
+                           * random.uniform(0.5, 1.5))
+                attempt += 1
+
+    def _insert_with_retry(self, batch, *, split: bool = False):
+        """Insert ``batch``, retrying as its failures are classified. ``split``: a REFUSED
+        failure raises ``_Refused`` at once (the caller splits the batch) instead of being
+        retried as FATAL."""
         prepared: dict = {}             # encoded on the first attempt, reused by the retries
         attempt = 0
         permanent = 0
@@ -692,9 +997,16 @@ class ClickHouseSink:
                                 self.name, time.monotonic() - outage_start, attempt)
                 return
             except Exception as e:  # noqa: BLE001 - classified below
-                transient = is_transient(e)
+                kind = classify(e)
+                transient = kind == TRANSIENT
                 msg = f"{type(e).__name__}: {str(e)[:300]}"
                 self.stats.last_error, self.stats.last_error_at = msg, time.time()
+                if kind == REFUSED and split:
+                    # no retry, no reconnect: the same rows are refused the same way again
+                    raise _Refused(e) from e
+                if kind == REFUSED and permanent == 0 and self.on_refused is None:
+                    log.error("sink %s: ClickHouse refuses a batch of %d rows for its data (%s) and the sink has "
+                              "no on_refused callback: retried, then the sink stops", self.name, len(batch), msg)
                 self.stats.retries += 1
                 if outage_start is None:
                     outage_start = t0
