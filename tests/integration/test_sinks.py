@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import threading
+from functools import partial
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -26,12 +27,17 @@ from sinks.migrate import (BOARD_AGGREGATES, MIGRATIONS_TABLE, Migration, Migrat
                            migrate, migrate_settings, refresh_board_aggregates, render_all)
 from sinks.reference import _default_calendar, calendar_rows, load_reference_tables
 from sinks.rows import (DEAD_LETTER_COLUMNS, DOSSIER_EVENT_COLUMNS, DOSSIER_STATE_COLUMNS,
-                        PIPELINE_METRIC_COLUMNS, RATING_COLUMNS, SINK_KEYS, dead_letter_row)
+                        PIPELINE_METRIC_COLUMNS, RATING_COLUMNS, SINK_KEYS, as_dict, column_index, dead_letter_row)
 from sinks.writer import ClickHouseSink, SinkError, arrival_rate, insert_interval
 
 pytestmark = pytest.mark.integration
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def _ev(name: str) -> int:
+    """Position of a dossier_events column in a row (rows are lists in column order)."""
+    return column_index("dossier_events", name)
 
 
 def _settings_for(url: str, database: str) -> Settings:
@@ -125,7 +131,10 @@ def test_cluster_variant_renders_replicated_and_distributed():
         assert f"ENGINE = Distributed('pulse', 'motcua', '{t}_local'," in sql
     assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', version)" in sql
     assert "ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/{table}', '{replica}', version, is_deleted)" in sql
-    assert "CREATE VIEW IF NOT EXISTS motcua.v_unit_scoreboard ON CLUSTER 'pulse'" in sql
+    # views (sinks/views/) after the tables, replaced on a change: plain views in place,
+    # refreshable aggregates created (after a drop) if missing
+    assert sql.index("CREATE OR REPLACE VIEW motcua.v_unit_scoreboard ON CLUSTER 'pulse'") > sql.index("motcua.dq_results")
+    assert "CREATE MATERIALIZED VIEW IF NOT EXISTS motcua.agg_overdue ON CLUSTER 'pulse'" in sql
     single = render_all(Target("motcua"))
     assert "Replicated" not in single and "Distributed" not in single and "ON CLUSTER" not in single
     assert "ENGINE = ReplacingMergeTree(version)" in single
@@ -291,11 +300,12 @@ def _build_dataset(units, fields, procedures, now: datetime, rng: random.Random)
                               reasons=[f"reason {r}" for r in rules], kind=rng.choice(["dossier", "rating", "unknown"]),
                               source_system=rng.choice(["mc-a", "mc-b"]), received_at=received_at)
         dead.append(row)
-        key = (row[1], row[2], row[3])
+        rd = as_dict("dead_letters", row)
+        key = (rd["topic"], rd["partition"], rd["offset"])
         dead_final[key] = row
         if n % 5 == 0:
             redriven = dead_letter_row(topic="motcua.dossier-status", partition=n % 3, offset=n, raw=raw, rules=rules,
-                                       reasons=[f"reason {r}" for r in rules], kind=row[5], source_system=row[4],
+                                       reasons=[f"reason {r}" for r in rules], kind=rd["kind"], source_system=rd["source_system"],
                                        received_at=received_at, redriven_at=now - timedelta(minutes=5))
             dead.append(redriven)
             dead_final[key] = redriven
@@ -494,7 +504,8 @@ def test_board_views_equal_plain_computation(client):
             exp_dl[(_vn(rd["received_at"]), rule, rd["source_system"], rd["kind"])] += 1
     got = client.query("SELECT day, rule, source_system, kind, n, redriven FROM v_dead_letters_by_reason").result_rows
     assert {g[:4]: g[4] for g in got} == dict(exp_dl)
-    assert sum(g[5] for g in got) == sum(1 for r in dead_final.values() for _ in (r[7] or ["x"]) if r[11] is not None)
+    assert sum(g[5] for g in got) == sum(1 for r in map(partial(as_dict, "dead_letters"), dead_final.values())
+                                         for _ in (r["rules"] or ["x"]) if r["redriven_at"] is not None)
     raws = client.query("SELECT offset, raw FROM dead_letters FINAL WHERE offset % 7 = 0 ORDER BY offset",
                         column_formats={"raw": "bytes"}).result_rows
     for off, raw in raws:
@@ -513,7 +524,7 @@ def test_sink_async_api_backpressure_and_rejected_batch(ch_settings, client):
     now = datetime.now(VN)
     rows = [_event_row(i, now) for i in range(30_000)]
     for r in rows:
-        r[0] = r[0].replace("outage", "async")
+        r[_ev("event_id")] = r[_ev("event_id")].replace("outage", "async")
     sink = ClickHouseSink(lambda: get_client(ch_settings), "dossier_events", DOSSIER_EVENT_COLUMNS,
                           key_columns=SINK_KEYS["dossier_events"], max_rows=1000, max_seconds=5.0,
                           max_buffer_rows=2000)
@@ -541,7 +552,7 @@ def test_sink_async_api_backpressure_and_rejected_batch(ch_settings, client):
     bad = ClickHouseSink(lambda: get_client(ch_settings), "dossier_events", DOSSIER_EVENT_COLUMNS,
                          max_rows=10, max_seconds=0.1, retry_initial_s=0.01, max_permanent_retries=1)
     row = _event_row(1, now)
-    row[9] = 300  # channel is UInt8: out of range
+    row[_ev("channel")] = 300  # channel is UInt8: out of range
     with pytest.raises(SinkError):
         bad.write([row], wait=True, timeout=30)
     assert bad.pending == 1
@@ -556,7 +567,7 @@ def test_sink_min_interval_coalesces_flush_requests_into_fewer_inserts(ch_settin
     now = datetime.now(VN)
     rows = [_event_row(i, now) for i in range(400)]
     for r in rows:
-        r[0] = r[0].replace("outage", "interval")
+        r[_ev("event_id")] = r[_ev("event_id")].replace("outage", "interval")
 
     def run(min_interval: float) -> tuple[int, float]:
         sink = ClickHouseSink(lambda: get_client(ch_settings), "dossier_events", DOSSIER_EVENT_COLUMNS,
@@ -569,7 +580,7 @@ def test_sink_min_interval_coalesces_flush_requests_into_fewer_inserts(ch_settin
             t0 = time.monotonic()
             chunk = rows[i % 400:i % 400 + 10]
             sink.write(chunk, wait=True, timeout=30)
-            written.update(r[0] for r in chunk)
+            written.update(r[_ev("event_id")] for r in chunk)
             worst = max(worst, time.monotonic() - t0)
             i += 10
             time.sleep(0.05)
@@ -621,7 +632,7 @@ def test_a_busy_sink_inserts_less_often_than_a_light_one(ch_settings, client):
         while time.monotonic() < t_end:                # 1,000 rows every 50 ms
             rows = [_event_row(i + k, now) for k in range(chunk)]
             for r in rows:
-                r[0] = r[0].replace("outage", f"busy{tag}")
+                r[_ev("event_id")] = r[_ev("event_id")].replace("outage", f"busy{tag}")
             sink.write(rows, wait=False)
             i += chunk
             time.sleep(0.05)
@@ -681,18 +692,19 @@ def test_sink_stores_exactly_what_a_plain_insert_stores(ch_settings, client):
     events = _contract_events(240, now)
     ev_rows = [dossier_event_row(ev, "motcua.dossier-status", i % 3, i) for i, ev in enumerate(events)]
     for i, r in enumerate(ev_rows[:40]):   # other tzinfo kinds, before 1970, microseconds to floor
-        r[13] = datetime(1969, 12, 31, 23, 59, 59, 999_999 - i, tzinfo=[VN, utc7, utc_minus, timezone.utc][i % 4])
-        r[14] = (now - timedelta(days=400 + i)).astimezone([VN, utc7, utc_minus, timezone.utc][(i + 1) % 4])
+        r[_ev("submitted_at")] = datetime(1969, 12, 31, 23, 59, 59, 999_999 - i, tzinfo=[VN, utc7, utc_minus, timezone.utc][i % 4])
+        r[_ev("received_at")] = (now - timedelta(days=400 + i)).astimezone([VN, utc7, utc_minus, timezone.utc][(i + 1) % 4])
     tick_rows = [list(r) for r in ev_rows[200:]]   # DateTime64 given as ticks (ms) in a batch of their own
     for r in tick_rows:
-        r[0] += "-ticks"
-        r[1], r[2] = int(r[1].timestamp() * 1000), int(r[2].timestamp() * 1000)
+        r[_ev("event_id")] += "-ticks"
+        for c in ("event_time", "ingest_time"):
+            r[_ev(c)] = int(r[_ev(c)].timestamp() * 1000)
     # the stream's rows: every time as epoch ms (DateTime64(3) ticks), supplements too
     of_rows = [dossier_event_row_of(compact(ev), ev, "motcua.dossier-status", i % 3, 1000 + i)
                for i, ev in enumerate(events[100:200])]
     for r in of_rows:
-        r[0] += "-of"
-    assert any(r[19] for r in of_rows) and any(r[18] is None for r in of_rows)
+        r[_ev("event_id")] += "-of"
+    assert any(r[_ev("supplements")] for r in of_rows) and any(r[_ev("refused_at")] is None for r in of_rows)
     state_rows = []
     for i in range(300):
         t = (now - timedelta(minutes=37 * i, microseconds=i)).astimezone(utc7)
