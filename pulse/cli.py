@@ -3,6 +3,8 @@
     pulse topics            create the pipeline's topics (idempotent) and list them
     pulse lag               consumer lag of the Faust worker per topic
     pulse up|down|status    the local stack (same as make up / down / status)
+    pulse index ...         the national service index (Decision 766) from export files
+                            (pulse index --help)
 """
 from __future__ import annotations
 
@@ -13,6 +15,10 @@ from pulse.config import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["index"]:
+        from pulse.index import main as index_main
+        return index_main(argv[1:])
     p = argparse.ArgumentParser(prog="pulse", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["topics", "lag", "up", "down", "status"])
