@@ -280,8 +280,9 @@ def freshness_run(s: Settings, client, factory: EventFactory, rate: int, seconds
 
 
 def profile_batch_path(n_events: int = 20_000) -> str:
-    from streams import agents
-    from tests.test_agents import FakeSink, FakeTable, FakeTopic, Msg
+    from streams.checkpoint import process_batch
+    from streams.dossiers import prepare_dossier_batch
+    from tests.support.inmemory import Msg, make_runtime
     factory = EventFactory(seed=2)
     msgs = []
     base = datetime.now(VN) - timedelta(days=3)
@@ -292,29 +293,12 @@ def profile_batch_path(n_events: int = 20_000) -> str:
         i += 1
     random.Random(1).shuffle(msgs)
 
-    from collections import OrderedDict
-
-    from expectations.checks import Checker
-    from schemas.reference import load_reference
-    from streams.core import DossierLogic
-    rt = agents.Runtime.__new__(agents.Runtime)
-    ref = load_reference()
-    rt.reference, rt.checker = ref, Checker.from_suites(ref, Settings())
-    rt.logic = DossierLogic.from_settings(Settings(), reference=ref)
-    for name in ("events_sink", "state_sink", "ratings_sink", "dead_sink", "alerts_sink", "dq_sink", "metrics_sink"):
-        setattr(rt, name, FakeSink())
-    rt.metrics = agents.Metrics()
-    rt.started_at = datetime.now(timezone.utc)
-    rt.overdue_heap, rt.warn_heap, rt.gx_verdicts, rt.gx_task, rt.gx_last = [], [], {"dossier_events": [], "ratings": []}, None, 0.0
-    rt.recent_ratings = OrderedDict()
-    rt.overlay, rt.overlay_generation = {}, None
-    agents.dossier_table = FakeTable()
-    agents.dead_letters_topic = agents.alerts_topic = FakeTopic()
-    agents.maybe_validate_micro_batch = lambda rt, force=False: None
+    rt = make_runtime()
+    rt.quality.maybe_run = lambda dq_sink, force=False: None     # no GX child: the batch path only
 
     async def go():
         for k in range(0, len(msgs), 2000):
-            await agents.process_dossier_batch(rt, msgs[k:k + 2000])
+            await process_batch(rt, prepare_dossier_batch, msgs[k:k + 2000])
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()

@@ -6,7 +6,7 @@
 The workload is the stream's: simulator events (simulator.model.generate, with duplicates
 and out-of-order anomalies) decoded into DossierEvents, compacted (streams.core.compact),
 cut into batches of ``--batch`` events and merged per dossier exactly as
-streams/agents.py does; every merge that applies an event is one ``state(code, merged,
+streams/dossiers.py does; every merge that applies an event is one ``state(code, merged,
 now)`` call over the dossier's WHOLE list. The calls are recorded first, then timed:
 
 * ``memory store``: the merged lists share their compact events with the previous ones

@@ -172,7 +172,7 @@ def bench_insert(settings, n_events: int, endpoint_pid: int | None = None, compr
                  batch: int = 2000, no_gc: bool = False) -> None:
     """The worker's pattern: per batch of ``batch`` events build the rows, hand them to the
     two sinks, and wait for the previous batch's rows to be in ClickHouse (one batch in
-    flight, as streams.agents does). CPU is measured per thread: the rows built and handed
+    flight, as streams.dossiers does). CPU is measured per thread: the rows built and handed
     over on the main thread, and the sinks' own threads. ``no_gc``: the cyclic garbage
     collector off while measuring -- collections are triggered by whatever allocates (here
     mostly decoding and the state logic) and land in whichever code runs at that moment,

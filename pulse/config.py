@@ -1,122 +1,275 @@
 """One configuration object, read from the environment.
 
 Every process of the pipeline (broker tooling, Faust worker, kiosk API, CLI, tests) builds
-its settings with ``Settings.from_env()``; nothing else reads ``os.environ``. Local
-defaults describe the single-machine stack started by ``make up``; production overrides
-them with environment variables (see deploy/production/README.md).
+its settings with ``Settings.from_env()``; nothing else reads ``os.environ`` (Superset's
+own ``superset_config.py`` runs in Superset's process and virtualenv, and reads the
+variables ``deploy/superset/manage.py`` hands it). Local defaults describe the
+single-machine stack started by ``make up``; production overrides them with environment
+variables (see deploy/production/README.md).
+
+Each field names its variable (``env("NAME")``) and is converted by its annotation, so a
+wrong value fails at start with the variable's name. The worker's tuning knobs are typed
+fields of ``WorkerTunables``, set as one JSON object in ``PULSE_TUNABLES``; an unknown key
+there is an error, not silently ignored.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, replace
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any, Mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+class SettingsError(ValueError):
+    """A variable of the environment has a value its setting cannot take."""
 
 
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+def env(name: str, default: Any = MISSING, *, factory: Any = MISSING) -> Any:
+    """A settings field read from the environment variable ``name``."""
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata={"env": name})
+    return field(default=default, metadata={"env": name})
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+def _convert(kind: Any, raw: str, where: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if raw == "":
+            return None
+        return _convert(args[0], raw, where)
+    try:
+        if kind is bool:
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(f"not a boolean: {raw!r}")
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is Path:
+            return Path(raw)
+        if kind is str:
+            return raw
+        if origin is tuple or kind is tuple:
+            value = json.loads(raw) if raw.strip().startswith("[") else [x.strip() for x in raw.split(",") if x.strip()]
+            (item, *_rest) = typing.get_args(kind) or (Any,)
+            return tuple(value if item in (Any, dict) else (_convert(item, str(v), where) for v in value))
+        if origin is dict or kind is dict:
+            value = json.loads(raw) if raw.strip() else {}
+            if not isinstance(value, dict):
+                raise ValueError("expected a JSON object")
+            return value
+    except (ValueError, TypeError) as e:
+        raise SettingsError(f"{where}={raw!r}: {e}") from None
+    raise SettingsError(f"{where}: no conversion for {kind!r}")
+
+
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+@dataclass(frozen=True)
+class WorkerTunables:
+    """Tuning knobs of the Faust worker (not domain configuration). ``PULSE_TUNABLES``
+    holds a JSON object of any of them; each value says below why it is what it is."""
+
+    overdue_scan_interval_s: float = 1.0      # how often the deadline index is scanned
+    metrics_interval_s: float = 5.0           # pipeline_metrics rows
+    alert_eval_interval_s: float = 30.0       # share / silence alerts evaluated over ClickHouse
+    alert_min_count: int = 10                 # fewer dossiers/ratings in the window: no share alert
+    # GX micro-batches (streams.quality.gx_due): a light stream is validated whole every
+    # gx_batch_seconds; once gx_batch_rows wait (under load), one run per gx_min_interval_s
+    # on the newest gx_batch_rows (a sample). A run costs ~0.3 s of CPU whatever its
+    # size (0.32 s for 1,000 rows, 0.37 s for 5,000, 0.42 s for 10,000, measured), so the
+    # cadence is what costs: one run per 5 s was 6-11 µs of CPU per event in a two-worker
+    # run at 17,600 events/s.
+    gx_batch_rows: int = 10_000
+    gx_batch_seconds: float = 10.0
+    gx_min_interval_s: float = 30.0
+    gx_enabled: bool = True
+    # CPU priority of the GX child (os.nice increment). Data-quality reporting is a sample
+    # off the hot path: when the machine is saturated it should wait, not the stream. A
+    # starved child just runs less often (one run at a time, the newest rows).
+    gx_nice: int = 10
+    rating_recent_ids: int = 200_000          # bounded recent-id set for the rating counters
+    commit_interval_s: float = 1.0
+    publish_state: bool = False               # also publish state rows to the compacted dossier-state topic
+    stall_exit_s: float = 60.0                # no input this long with lag and idle sinks: exit for a restart (0 = never)
+    # prepared batches waiting while one is being finished: the CPU work of the next ones
+    # overlaps the ClickHouse insert and broker acks of the current one (bench_pipeline:
+    # one worker 13.0k events/s at depth 1, 14.5k at 2, 16.6k at 4, same session); 6
+    # covers the sinks' minimum interval below at 20,000 events/s; 8 covers the longer busy
+    # interval (1.2 s) only just: a batch waits for that interval, then for the insert
+    # (0.1-0.3 s). At 16 the workers no longer stall behind their inserts (simulated feed,
+    # same run, 2 December: depth 8 19,038 and 20,250 events/s, 88-89% of the cores busy;
+    # depth 20 20,645 and 20,508, 92-93%). Each batch in flight is ~2,000 events.
+    pipeline_depth: int = 16
+    # at most one insert per table per this many seconds while batches keep coming: a chDB
+    # insert costs ~25 ms of CPU whatever its size, and once batches no longer waited for
+    # each other every batch was its own insert (endpoint 20-22 µs of CPU per event, vs
+    # 11-15 µs at 0.3-0.5 s in the same session; freshness p99 at 1,000 events/s 0.38 s)
+    sink_min_interval_s: float = 0.3
+    # ... growing with the rows a sink receives, up to this interval at this many rows per
+    # second (sinks.writer.insert_interval). Two workers on two cores, same session:
+    # 20,720 events/s with endpoint 9 µs of CPU per event at a fixed 0.6 s, 18,061 and
+    # 12 µs at 0.3 s; a light stream keeps the short interval (freshness). Then 1.2 s at
+    # 6,000 rows/s (from 0.8 s at 10,000): endpoint 7 µs of CPU per event, from 11-13, and
+    # 23,101 events/s steady (lifecycles feed; 20,079-21,373 in the runs before it that day);
+    # at 1,000 events/s a worker's sink is at ~0.375 s instead of ~0.33.
+    sink_busy_interval_s: float = 1.2
+    sink_busy_rows_per_s: float = 6_000.0
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "PULSE_TUNABLES") -> "WorkerTunables":
+        """Typed tunables from a JSON object; an unknown name or a wrong type is an error."""
+        try:
+            given = json.loads(text) if text.strip() else {}
+        except ValueError as e:
+            raise SettingsError(f"{where}: not JSON ({e})") from None
+        if not isinstance(given, dict):
+            raise SettingsError(f"{where}: expected a JSON object, got {type(given).__name__}")
+        return cls.from_mapping(given, where)
+
+    @classmethod
+    def from_mapping(cls, given: Mapping[str, Any], where: str = "tunables") -> "WorkerTunables":
+        hints = _hints(cls)
+        unknown = sorted(set(given) - set(hints))
+        if unknown:
+            raise SettingsError(f"{where}: unknown tunable(s) {', '.join(unknown)}; known: {', '.join(sorted(hints))}")
+        values = {}
+        for name, value in given.items():
+            kind = hints[name]
+            if kind is bool and not isinstance(value, bool):
+                raise SettingsError(f"{where}: {name} must be true or false, got {value!r}")
+            if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise SettingsError(f"{where}: {name} must be a number, got {value!r}")
+            if kind is int and float(value) != int(value):
+                raise SettingsError(f"{where}: {name} must be a whole number, got {value!r}")
+            values[name] = kind(value)
+        return cls(**values)
 
 
 @dataclass(frozen=True)
 class Settings:
     # Where local state lives (Kafka log, chDB data, Superset metadata, pid files, logs).
-    state_dir: Path = REPO_ROOT / ".state"
+    state_dir: Path = env("PULSE_STATE_DIR", REPO_ROOT / ".state")
 
     # Kafka
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_controller_port: int = 9093
-    topic_prefix: str = "motcua."
+    kafka_bootstrap: str = env("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    kafka_controller_port: int = env("KAFKA_CONTROLLER_PORT", 9093)
+    kafka_libs: str = env("KAFKA_LIBS", "")      # empty: <state_dir>/kafka-libs (deploy/local/kafka_broker.py)
+    topic_prefix: str = env("PULSE_TOPIC_PREFIX", "motcua.")
     # Short session timeout: a worker joins its group in ~3 s instead of ~30 s (STACK-NOTES).
-    kafka_session_timeout_s: float = 6.0
+    kafka_session_timeout_s: float = env("KAFKA_SESSION_TIMEOUT_S", 6.0)
 
     # ClickHouse: http(s)://user:password@host:port/database ; the local endpoint serves chDB.
-    clickhouse_url: str = "http://default:@127.0.0.1:8123/motcua"
+    clickhouse_url: str = env("CLICKHOUSE_URL", "http://default:@127.0.0.1:8123/motcua")
+    # Migration parameters (sinks.migrate.DEFAULT_PARAMS: retention days, board refresh), as JSON.
+    clickhouse_params: dict = env("PULSE_CLICKHOUSE_PARAMS", factory=dict)
 
     # Faust worker
-    faust_app_id: str = "motcua-pulse"
-    faust_web_port: int = 6066
-    faust_store: str = "memory://"  # "rocksdb://" for large state
-    stream_batch_size: int = 2000
-    stream_batch_window_s: float = 0.25
+    faust_app_id: str = env("FAUST_APP_ID", "motcua-pulse")
+    faust_web_port: int = env("FAUST_WEB_PORT", 6066)
+    faust_store: str = env("FAUST_STORE", "memory://")  # "rocksdb://" for large state
+    stream_batch_size: int = env("STREAM_BATCH_SIZE", 2000)
+    stream_batch_window_s: float = env("STREAM_BATCH_WINDOW_S", 0.25)
+    tunables: WorkerTunables = field(default_factory=WorkerTunables, metadata={"env": "PULSE_TUNABLES"})
+    # The cyclic GC's thresholds "gen0,gen1,gen2" (streams.__main__.gc_thresholds); empty: the worker's default.
+    gc_threshold: str = env("PULSE_GC_THRESHOLD", "")
+    # Log every delivery, seek, ack and commit of the input topics (the kill -9 exactness
+    # test turns it on, so a failure there shows where offsets went).
+    trace_offsets: bool = env("PULSE_TRACE_OFFSETS", False)
+    # Run the worker under cProfile and write the stats here at a clean shutdown (bench_pipeline --profile-worker).
+    profile_path: str = env("PULSE_PROFILE", "")
 
     # Kiosk API / unit-system ingestion
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    kiosk_rate_limit_per_minute: int = 600
-    max_request_bytes: int = 1_000_000
-    credentials_file: str = ""  # empty: <state_dir>/credentials.yaml
+    api_host: str = env("API_HOST", "127.0.0.1")
+    api_port: int = env("API_PORT", 8000)
+    kiosk_rate_limit_per_minute: int = env("KIOSK_RATE_LIMIT_PER_MINUTE", 600)
+    max_request_bytes: int = env("MAX_REQUEST_BYTES", 1_000_000)
+    credentials_file: str = env("PULSE_CREDENTIALS", "")  # empty: <state_dir>/credentials.yaml
 
     # Superset
-    superset_port: int = 8088
-    superset_admin_user: str = "admin"
-    superset_admin_password: str = ""  # empty: `make up` generates one and prints it (local only)
+    superset_port: int = env("SUPERSET_PORT", 8088)
+    superset_admin_user: str = env("SUPERSET_ADMIN_USER", "admin")
+    superset_admin_password: str = env("SUPERSET_ADMIN_PASSWORD", "")  # empty: `make up` generates one (local only)
 
     # Domain configuration (values marked "lead" in DOMAIN.md belong here, not in code).
-    timezone: str = "Asia/Ho_Chi_Minh"
-    early_min_working_days: float = 1.0   # finished at least this many working days before NgayHenTra
-    future_tolerance_s: float = 300.0     # events more than this in the future are rejected
-    overdue_warning_hours: float = 24.0   # "about to pass its promised date" lead time
-    ontime_alert_threshold: float = 0.80
-    satisfaction_alert_threshold: float = 0.90
-    alert_window_minutes: int = 60
-    silent_kiosk_minutes: int = 120
-    silent_unit_minutes: int = 240
-
-    # Tuning knobs of single components (e.g. the worker's GX cadence), as JSON in PULSE_TUNABLES.
-    extra: dict = field(default_factory=dict)
+    timezone: str = env("PULSE_TIMEZONE", "Asia/Ho_Chi_Minh")
+    early_min_working_days: float = env("EARLY_MIN_WORKING_DAYS", 1.0)  # finished at least this many working days before NgayHenTra
+    future_tolerance_s: float = env("FUTURE_TOLERANCE_S", 300.0)         # events more than this in the future are rejected
+    overdue_warning_hours: float = env("OVERDUE_WARNING_HOURS", 24.0)     # "about to pass its promised date" lead time
+    ontime_alert_threshold: float = env("ONTIME_ALERT_THRESHOLD", 0.80)
+    satisfaction_alert_threshold: float = env("SATISFACTION_ALERT_THRESHOLD", 0.90)
+    alert_window_minutes: int = env("ALERT_WINDOW_MINUTES", 60)
+    silent_kiosk_minutes: int = env("SILENT_KIOSK_MINUTES", 120)
+    silent_unit_minutes: int = env("SILENT_UNIT_MINUTES", 240)
+    # Index scoring indicators (rules.satisfaction.ScoringConfig), a JSON list of
+    # {"name", "group", "points", "threshold"}; empty: the built-in defaults.
+    scoring: tuple = env("PULSE_SCORING", ())
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        d = cls()
-        return cls(
-            state_dir=Path(_env("PULSE_STATE_DIR", str(d.state_dir))),
-            kafka_bootstrap=_env("KAFKA_BOOTSTRAP", d.kafka_bootstrap),
-            kafka_controller_port=_env_int("KAFKA_CONTROLLER_PORT", d.kafka_controller_port),
-            topic_prefix=_env("PULSE_TOPIC_PREFIX", d.topic_prefix),
-            kafka_session_timeout_s=_env_float("KAFKA_SESSION_TIMEOUT_S", d.kafka_session_timeout_s),
-            clickhouse_url=_env("CLICKHOUSE_URL", d.clickhouse_url),
-            faust_app_id=_env("FAUST_APP_ID", d.faust_app_id),
-            faust_web_port=_env_int("FAUST_WEB_PORT", d.faust_web_port),
-            faust_store=_env("FAUST_STORE", d.faust_store),
-            stream_batch_size=_env_int("STREAM_BATCH_SIZE", d.stream_batch_size),
-            stream_batch_window_s=_env_float("STREAM_BATCH_WINDOW_S", d.stream_batch_window_s),
-            api_host=_env("API_HOST", d.api_host),
-            api_port=_env_int("API_PORT", d.api_port),
-            kiosk_rate_limit_per_minute=_env_int("KIOSK_RATE_LIMIT_PER_MINUTE", d.kiosk_rate_limit_per_minute),
-            max_request_bytes=_env_int("MAX_REQUEST_BYTES", d.max_request_bytes),
-            credentials_file=_env("PULSE_CREDENTIALS", d.credentials_file),
-            superset_port=_env_int("SUPERSET_PORT", d.superset_port),
-            superset_admin_user=_env("SUPERSET_ADMIN_USER", d.superset_admin_user),
-            superset_admin_password=_env("SUPERSET_ADMIN_PASSWORD", d.superset_admin_password),
-            timezone=_env("PULSE_TIMEZONE", d.timezone),
-            early_min_working_days=_env_float("EARLY_MIN_WORKING_DAYS", d.early_min_working_days),
-            future_tolerance_s=_env_float("FUTURE_TOLERANCE_S", d.future_tolerance_s),
-            overdue_warning_hours=_env_float("OVERDUE_WARNING_HOURS", d.overdue_warning_hours),
-            ontime_alert_threshold=_env_float("ONTIME_ALERT_THRESHOLD", d.ontime_alert_threshold),
-            satisfaction_alert_threshold=_env_float("SATISFACTION_ALERT_THRESHOLD", d.satisfaction_alert_threshold),
-            alert_window_minutes=_env_int("ALERT_WINDOW_MINUTES", d.alert_window_minutes),
-            silent_kiosk_minutes=_env_int("SILENT_KIOSK_MINUTES", d.silent_kiosk_minutes),
-            silent_unit_minutes=_env_int("SILENT_UNIT_MINUTES", d.silent_unit_minutes),
-            extra=json.loads(os.environ.get("PULSE_TUNABLES", "{}")),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Settings from ``environ`` (default: the process environment); a variable that is
+        not set keeps the field's default."""
+        environ = os.environ if environ is None else environ
+        hints = _hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata.get("env")
+            if name is None or name not in environ:
+                continue
+            raw = environ[name]
+            if hints[f.name] is WorkerTunables:
+                values[f.name] = WorkerTunables.from_json(raw, name)
+            else:
+                values[f.name] = _convert(hints[f.name], raw, name)
+        return cls(**values)
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
+
+    def with_tunables(self, **changes) -> "Settings":
+        """A copy with some worker tunables changed (typed and checked like PULSE_TUNABLES)."""
+        current = {f.name: getattr(self.tunables, f.name) for f in fields(WorkerTunables)}
+        return replace(self, tunables=WorkerTunables.from_mapping({**current, **changes}))
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes ``from_env`` give these settings (for child processes)."""
+        out = {}
+        for f in fields(self):
+            name = f.metadata.get("env")
+            value = getattr(self, f.name)
+            if name is None:
+                continue
+            if isinstance(value, WorkerTunables):
+                out[name] = json.dumps({g.name: getattr(value, g.name) for g in fields(WorkerTunables)})
+            elif isinstance(value, bool):
+                out[name] = "1" if value else "0"
+            elif isinstance(value, (dict, tuple)):
+                out[name] = json.dumps(list(value) if isinstance(value, tuple) else value)
+            else:
+                out[name] = str(value)
+        return out
 
     @property
     def credentials_path(self) -> Path:
         """Per-kiosk and per-source credentials of the front doors (frontdoor/credentials.py)."""
         return Path(self.credentials_file) if self.credentials_file else self.state_dir / "credentials.yaml"
+
+    @property
+    def kafka_libs_dir(self) -> Path:
+        """Where the local Kafka broker's jars are (deploy/local/kafka_broker.py)."""
+        return Path(self.kafka_libs) if self.kafka_libs else self.state_dir / "kafka-libs"
 
     def topic(self, name: str) -> str:
         """Full Kafka topic name for a logical topic name (see pulse.topics)."""

@@ -4,8 +4,8 @@
 * ``threshold_linear(rate, points, threshold)``: Decision 766/QĐ-TTg scoring: at or above the
   threshold the indicator earns full points, below it ``rate * points / threshold``.
 * ``score(rates, config)``: a unit's index from its indicator rates, by group, with weights and
-  thresholds from configuration (``ScoringConfig.from_settings``: ``settings.extra
-  ["scoring"]`` overrides the defaults; DOMAIN.md marks the weights as "lead", so they are
+  thresholds from configuration (``ScoringConfig.from_settings``: ``settings.scoring``
+  (PULSE_SCORING) overrides the defaults; DOMAIN.md marks the weights as "lead", so they are
   configuration, not code).
 """
 from __future__ import annotations
@@ -74,8 +74,7 @@ class ScoringConfig:
 
     @classmethod
     def from_settings(cls, settings) -> "ScoringConfig":
-        extra = getattr(settings, "extra", None) or {}
-        spec = extra.get("scoring")
+        spec = getattr(settings, "scoring", ())
         if not spec:
             return cls()
         return cls(tuple(Indicator(i["name"], i["group"], float(i["points"]), float(i["threshold"]))

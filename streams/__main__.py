@@ -1,15 +1,15 @@
 """``python -m streams worker -l info``: the Faust worker of motcua-pulse.
 
-PULSE_GC_THRESHOLD=gen0,gen1,gen2 sets the cyclic GC's thresholds (``gc_thresholds``).
-With PULSE_PROFILE=<file> the worker runs under cProfile and writes the stats to <file>
-at a clean shutdown (SIGTERM); for bench/bench_pipeline.py --profile-worker.
+Settings.gc_threshold (PULSE_GC_THRESHOLD=gen0,gen1,gen2) sets the cyclic GC's thresholds
+(``gc_thresholds``). With Settings.profile_path (PULSE_PROFILE=<file>) the worker runs under
+cProfile and writes the stats to <file> at a clean shutdown (SIGTERM); for
+bench/bench_pipeline.py --profile-worker.
 """
 import faulthandler
 import gc
-import os
 import signal
 
-from streams.app import app
+from pulse.config import Settings
 
 
 GC_THRESHOLDS = (500_000, 10, 100)
@@ -38,10 +38,13 @@ def gc_thresholds(spec: str) -> tuple[int, int, int]:
 
 
 def main() -> None:
+    from streams.app import build
+    settings = Settings.from_env()
     # `kill -USR1 <pid>` prints every thread's stack to the log (diagnosing a stuck worker)
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    gc.set_threshold(*gc_thresholds(os.environ.get("PULSE_GC_THRESHOLD", "")))
-    path = os.environ.get("PULSE_PROFILE")
+    gc.set_threshold(*gc_thresholds(settings.gc_threshold))
+    app = build(settings).app
+    path = settings.profile_path
     if not path:
         app.main()
         return

@@ -1,86 +1,54 @@
-"""The ONE Faust app of motcua-pulse, built from Settings.
+"""The Faust app of motcua-pulse, built from Settings by ``build(settings)``.
 
-Run a worker:  ``python -m streams worker -l info``  (or ``faust -A streams.app worker``).
+Run a worker: ``python -m streams worker -l info``.
 
-Everything comes from ``pulse.config.Settings.from_env()``: broker (KAFKA_BOOTSTRAP),
-session timeout (KAFKA_SESSION_TIMEOUT_S; ~6 s locally so a restarted worker rejoins in
-seconds), table store (FAUST_STORE: ``memory://`` or ``rocksdb://``), web port
-(FAUST_WEB_PORT), data dir (PULSE_STATE_DIR/faust/<app id>), topic names (pulse.topics
-with PULSE_TOPIC_PREFIX), ClickHouse (CLICKHOUSE_URL).
+The pipeline, as registered here (each step in its own module):
 
-Input topics are read as raw bytes (the per-event Checker decodes them) and delivered in
-batches to inboxes (streams.batching: Faust's consumer, group, offsets and tables, without its
-per-event stream layer); the state table is co-partitioned with ``dossier-events`` (same
-key, same partition count).
+* ``apply_status_changes``: dossier-events in batches (streams.inbox) -> streams.dossiers
+  (validate, apply, judge, rows) -> streams.checkpoint (ClickHouse, then table changelog,
+  dead letters and alerts, then ack).
+* ``rate_service``: ratings in batches -> streams.ratings -> streams.checkpoint.
+* ``mark_overdue_dossiers`` (timer): streams.deadlines -> ``due_soon`` / ``overdue`` alerts
+  and the state row with ``overdue=1`` the moment the promised date passes.
+* ``raise_threshold_alerts`` (leader timer): streams.alerts, over ClickHouse.
+* ``record_pipeline_metrics`` (timer): streams.metrics -> ``pipeline_metrics``.
+* ``unstick_flow_control`` (timer): streams.watchdog.
+* pages: streams.web.
+
+Input topics are read as raw bytes (the per-event Checker decodes them); the dossier table
+is co-partitioned with ``dossier-events`` (same key, same partition count). Everything
+below Faust's public API is in streams.faust_adapter.
 """
 from __future__ import annotations
 
-import faust
+import asyncio
+import gc
+import logging
+from datetime import datetime, timezone
 
-from pulse import topics as T
+from pulse import topics
 from pulse.config import Settings
-from streams.batching import BatchingApp
-from streams.changelog import send_in_batches
+from streams import faust_adapter
+from streams.alerts import ThresholdAlerts, send_alerts
+from streams.checkpoint import BatchLoop, write_all
+from streams.deadlines import scan
+from streams.dossiers import prepare_dossier_batch
+from streams.faust_adapter import BatchingApp, ConsumerView, DurableTable
+from streams.inbox import Inbox
+from streams.metrics import metric_rows, partition_lags
+from streams.ratings import prepare_rating_batch
+from streams.runtime import Outputs, Runtime
+from streams.watchdog import Watchdog
 
-# Tunables that are not domain configuration (Settings.extra may override them).
-DEFAULTS = {
-    "overdue_scan_interval_s": 1.0,      # how often the deadline index is scanned
-    "metrics_interval_s": 5.0,           # pipeline_metrics rows
-    "alert_eval_interval_s": 30.0,       # share / silence alerts evaluated over ClickHouse
-    "alert_min_count": 10,               # fewer dossiers/ratings in the window: no share alert
-    # GX micro-batches (agents.gx_due): a light stream is validated whole every
-    # gx_batch_seconds; once gx_batch_rows wait (under load), one run per gx_min_interval_s
-    # on the newest gx_batch_rows (a sample). A run costs ~0.3 s of CPU whatever its
-    # size (0.32 s for 1,000 rows, 0.37 s for 5,000, 0.42 s for 10,000, measured), so the
-    # cadence is what costs: one run per 5 s was 6-11 µs of CPU per event in a two-worker
-    # run at 17,600 events/s.
-    "gx_batch_rows": 10_000,
-    "gx_batch_seconds": 10.0,
-    "gx_min_interval_s": 30.0,
-    "gx_enabled": True,
-    # CPU priority of the GX child (os.nice increment). Data-quality reporting is a sample
-    # off the hot path: when the machine is saturated it should wait, not the stream. A
-    # starved child just runs less often (one run at a time, the newest rows).
-    "gx_nice": 10,
-    "rating_recent_ids": 200_000,        # bounded recent-id set for the rating counters
-    "commit_interval_s": 1.0,
-    "publish_state": False,              # also publish state rows to the compacted dossier-state topic
-    "stall_exit_s": 60.0,                # no input this long with lag and idle sinks: exit for a restart (0 = never)
-    # prepared batches waiting while one is being finished: the CPU work of the next ones
-    # overlaps the ClickHouse insert and broker acks of the current one (bench_pipeline:
-    # one worker 13.0k events/s at depth 1, 14.5k at 2, 16.6k at 4, same session); 6
-    # covers the sinks' minimum interval below at 20,000 events/s; 8 covers the longer busy
-    # interval (1.2 s) only just: a batch waits for that interval, then for the insert
-    # (0.1-0.3 s). At 16 the workers no longer stall behind their inserts (simulated feed,
-    # same run, 2 December: depth 8 19,038 and 20,250 events/s, 88-89% of the cores busy;
-    # depth 20 20,645 and 20,508, 92-93%). Each batch in flight is ~2,000 events.
-    "pipeline_depth": 16,
-    # at most one insert per table per this many seconds while batches keep coming: a chDB
-    # insert costs ~25 ms of CPU whatever its size, and once batches no longer waited for
-    # each other every batch was its own insert (endpoint 20-22 µs of CPU per event, vs
-    # 11-15 µs at 0.3-0.5 s in the same session; freshness p99 at 1,000 events/s 0.38 s)
-    "sink_min_interval_s": 0.3,
-    # ... growing with the rows a sink receives, up to this interval at this many rows per
-    # second (sinks.writer.insert_interval). Two workers on two cores, same session:
-    # 20,720 events/s with endpoint 9 µs of CPU per event at a fixed 0.6 s, 18,061 and
-    # 12 µs at 0.3 s; a light stream keeps the short interval (freshness). Then 1.2 s at
-    # 6,000 rows/s (from 0.8 s at 10,000): endpoint 7 µs of CPU per event, from 11-13, and
-    # 23,101 events/s steady (lifecycles feed; 20,079-21,373 in the runs before it that day);
-    # at 1,000 events/s a worker's sink is at ~0.375 s instead of ~0.33.
-    "sink_busy_interval_s": 1.2,
-    "sink_busy_rows_per_s": 6_000,
-}
-
-
-def tunable(settings: Settings, name: str):
-    return (settings.extra or {}).get(name, DEFAULTS[name])
+log = logging.getLogger("motcua.streams")
+UTC = timezone.utc
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
 
 
-def create_app(settings: Settings) -> BatchingApp:
+def faust_app(settings: Settings) -> BatchingApp:
     datadir = settings.state_dir / "faust" / settings.faust_app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
     session = float(settings.kafka_session_timeout_s)
@@ -94,7 +62,7 @@ def create_app(settings: Settings) -> BatchingApp:
         broker_session_timeout=session,
         broker_heartbeat_interval=max(0.5, session / 3),
         broker_rebalance_timeout=max(10.0, 2 * session),
-        broker_commit_interval=float(tunable(settings, "commit_interval_s")),
+        broker_commit_interval=settings.tunables.commit_interval_s,
         # Fetch well ahead of processing: each fetch is a round trip to Faust's consumer
         # thread, and a partition without prefetched records waits a broker round trip.
         # With one batch per fetch (the old setting) the batch loop waited for input about
@@ -104,7 +72,7 @@ def create_app(settings: Settings) -> BatchingApp:
         consumer_auto_offset_reset="earliest",
         stream_buffer_maxsize=max(16384, 4 * settings.stream_batch_size),
         table_standby_replicas=0,
-        topic_partitions=T.DOSSIER_EVENTS.partitions,
+        topic_partitions=topics.DOSSIER_EVENTS.partitions,
         topic_allow_declare=True,
         producer_linger_ms=5,
         # a batch's changelog (one record per changed dossier, ~0.5 KB) in few requests: with
@@ -113,93 +81,154 @@ def create_app(settings: Settings) -> BatchingApp:
         key_serializer="raw",
         value_serializer="raw",
     )
-    app.pulse_settings = settings  # type: ignore[attr-defined]
+    app.trace_offsets = settings.trace_offsets
     return app
 
 
-settings = Settings.from_env()
-app = create_app(settings)
+class Pulse:
+    """The app and what it is built of: topics, inboxes, the dossier table, and the
+    Runtime (built at start-up, once ClickHouse is migrated)."""
+
+    def __init__(self, settings: Settings):
+        faust_adapter.check_versions()
+        self.settings = settings
+        self.app = app = faust_app(settings)
+        self.view = ConsumerView(app)
+
+        def topic(spec: topics.TopicSpec):
+            return app.topic(settings.topic(spec.name), partitions=spec.partitions, key_type=bytes,
+                             value_type=bytes, key_serializer="raw", value_serializer="raw")
+        self.dossier_events = topic(topics.DOSSIER_EVENTS)
+        self.ratings = topic(topics.RATINGS)
+        self.outputs = Outputs(
+            # dossier_code (utf-8 bytes) -> (compact event, ...) (streams.core): the applied-event set of each dossier
+            table=app.tables.add(DurableTable(app, name="dossier-events-applied", default=None,
+                                              partitions=topics.DOSSIER_EVENTS.partitions, key_type=bytes,
+                                              beacon=app.tables.beacon)),
+            dead_letters=topic(topics.DEAD_LETTERS), alerts=topic(topics.ALERTS),
+            dossier_state=topic(topics.DOSSIER_STATE))
+        # the input topics, delivered in batches (bounded: the fetch loop waits when they are full)
+        buffered = 4 * settings.stream_batch_size
+        self.dossier_inbox = Inbox(app, self.dossier_events.get_topic_name(), buffered, settings.trace_offsets)
+        self.ratings_inbox = Inbox(app, self.ratings.get_topic_name(), buffered, settings.trace_offsets)
+        app.add_inbox(self.dossier_events, self.dossier_inbox)
+        app.add_inbox(self.ratings, self.ratings_inbox)
+        self.inputs = {self.dossier_events.get_topic_name(), self.ratings.get_topic_name()}
+        self.runtime: Runtime | None = None
+        self._runtime_ready = asyncio.Event()
+        self.threshold_alerts = ThresholdAlerts(settings, settings.tunables.alert_min_count)
+        self.watchdog: Watchdog | None = None
+        self._register()
+
+    def ready(self) -> bool:
+        rt = self.runtime
+        return bool(rt is not None and rt.ready and self.view.recovered()
+                    and rt.deadlines.generation == self.app.consumer_generation_id)
+
+    async def _runtime(self) -> Runtime:
+        await self._runtime_ready.wait()
+        assert self.runtime is not None
+        return self.runtime
+
+    def _register(self) -> None:
+        app, t = self.app, self.settings.tunables
+
+        @app.task
+        async def prepare_runtime():
+            """Migrations, row-layout check, checker and sinks at start-up, before the first
+            batch; and the GX child started while the worker joins its group."""
+            self.runtime = await asyncio.to_thread(Runtime.build, self.settings, self.outputs)
+            self.runtime.quality.start_child()
+            self.watchdog = Watchdog(self.runtime, self.view, app.consumer.assignment, self.inputs)
+            self._runtime_ready.set()
+
+        @app.task
+        async def apply_status_changes():
+            """Dossier status events -> validated, de-duplicated, applied in event-time order."""
+            rt = await self._runtime()
+            await BatchLoop(rt, self.dossier_inbox, prepare_dossier_batch, depth=t.pipeline_depth).run()
+
+        @app.task
+        async def rate_service():
+            """Kiosk ratings -> validated, de-duplicated by rating_id -> ClickHouse ratings."""
+            rt = await self._runtime()
+            await BatchLoop(rt, self.ratings_inbox, prepare_rating_batch).run()
+
+        @app.timer(interval=t.overdue_scan_interval_s)
+        async def mark_overdue_dossiers():
+            """Open dossiers whose promised date passes become overdue now, without another event."""
+            rt = self.runtime
+            if rt is None or not self.view.recovered():
+                return
+            table = self.outputs.table
+            gen = app.consumer_generation_id
+            if rt.deadlines.generation != gen:
+                now = datetime.now(UTC)
+                held = (rt.logic.state(k.decode() if isinstance(k, bytes) else k, ev, now)
+                        for k, ev in list(table.items()) if ev)
+                n = rt.deadlines.rebuild(held, now)
+                rt.deadlines.generation = gen
+                # what the table holds now lives on: keep it out of the cyclic GC's scans
+                gc.collect()
+                gc.freeze()
+                rt.ready = True
+                log.info("pulse: worker ready (generation %s, %d partitions, %d open dossiers with a deadline)",
+                         gen, len(app.consumer.assignment()), n)
+            rows, alerts, ch_only = scan(rt, lambda code: table.get(code.encode()), datetime.now(UTC))
+            if rows or alerts or ch_only:
+                await write_all([(rt.sinks.dossier_state, rows), (rt.sinks.alerts, alerts + ch_only)])
+                await send_alerts(self.outputs.alerts, alerts)
+            rt.quality.maybe_run(rt.sinks.dq_results)
+
+        @app.timer(interval=t.alert_eval_interval_s, on_leader=True)
+        async def raise_threshold_alerts():
+            """Shares below thresholds over the alert window, silent kiosks/units (exact: ClickHouse FINAL)."""
+            rt = self.runtime
+            if rt is None:
+                return
+            try:
+                alerts = await asyncio.to_thread(self._evaluate_threshold_alerts)
+            except Exception:  # noqa: BLE001 - ClickHouse may be down; the next tick retries
+                log.warning("threshold alerts skipped", exc_info=True)
+                return
+            if alerts:
+                await write_all([(rt.sinks.alerts, alerts)])
+                await send_alerts(self.outputs.alerts, alerts)
+
+        @app.timer(interval=t.metrics_interval_s)
+        async def record_pipeline_metrics():
+            """Consumer lag per partition, freshness, events/s -> pipeline_metrics."""
+            rt = self.runtime
+            if rt is None or not rt.ready:
+                return
+            lags = partition_lags(self.view, app.consumer.assignment(), self.inputs)
+            rows = metric_rows(lags, rt.metrics, now=datetime.now(UTC), worker=rt.worker_name,
+                               group=self.settings.faust_app_id)
+            if rows:
+                await rt.sinks.pipeline_metrics.write_async(rows)
+            log.info("pulse metrics: %s", rt.metrics.as_dict())
+
+        @app.timer(interval=2.0)
+        async def unstick_flow_control():
+            """streams.watchdog: resume partitions left suspended; exit on a stall."""
+            rt = self.runtime
+            if (rt is None or self.watchdog is None or not rt.ready or self.view.in_recovery()
+                    or app.rebalancing):
+                return
+            self.watchdog.tick()
+
+        from streams import web
+        web.register(app, self)
+
+    def _evaluate_threshold_alerts(self) -> list[dict]:
+        from sinks.client import get_client
+        client = get_client(self.settings)
+        try:
+            return self.threshold_alerts.evaluate(client)
+        finally:
+            client.close()
 
 
-def _topic(spec: T.TopicSpec, **kw):
-    return app.topic(settings.topic(spec.name), partitions=spec.partitions,
-                     key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", **kw)
-
-
-dossier_events_topic = _topic(T.DOSSIER_EVENTS)
-ratings_topic = _topic(T.RATINGS)
-dead_letters_topic = _topic(T.DEAD_LETTERS)
-alerts_topic = _topic(T.ALERTS)
-dossier_state_topic = _topic(T.DOSSIER_STATE)
-
-# The input topics, delivered in batches (bounded: the fetch loop waits when they are full).
-dossier_inbox = app.inbox(dossier_events_topic, max_buffered=4 * settings.stream_batch_size)
-ratings_inbox = app.inbox(ratings_topic, max_buffered=4 * settings.stream_batch_size)
-
-
-class DurableTable(faust.Table):
-    """A Faust table whose batch writes return awaitable changelog sends (``put_many``).
-
-    Why awaited: a batch's offsets may be committed only once its table changes are in the
-    changelog, or a crash leaves committed input whose effect the recovered table has lost
-    (the next event of that dossier is then applied to a stale event set). Faust's own
-    guard, ``producer.flush()`` before each commit, gives up after 0.1 s without progress
-    (``ProducerBuffer.flush_atmost``), which on a loaded machine let commits overtake the
-    changelog in the kill -9 test. So the batch loop awaits the sends of its batch.
-
-    Why in bulk (``put_many``): ``table[key] = value`` goes through Faust's per-message
-    layers (a pending message and a future per key, the producer buffer task, topic
-    preparation, sensors): tens of µs per dossier, a large share of the worker's CPU. A
-    batch's changes go straight to the store and to the producer instead, as the same
-    changelog records (key, JSON value, the source message's partition) that Faust's
-    recovery reads back."""
-
-    def reader(self):
-        """``key -> value or None`` for the batch path: the memory store's own dict lookup,
-        without ``table.get``'s layers (Mapping.get, the table's and the store's
-        ``__getitem__``, the get sensors), ~3 µs per dossier of a worker's ~55 µs per event.
-        Other stores (RocksDB) go through ``get`` as before."""
-        from faust.stores.memory import Store as MemoryStore
-        store = self.data
-        if isinstance(store, MemoryStore) and isinstance(getattr(store, "data", None), dict):
-            return store.data.get
-        return self.get
-
-    async def put_many(self, items) -> list:
-        """``table[key] = value`` for each ``(key, value, partition)``; returns the changelog
-        sends' futures (resolved by the broker's ack)."""
-        from faust.serializers.codecs import dumps
-        data = self.data
-        topic, serializer = self.changelog_topic.get_topic_name(), self.value_serializer
-        if serializer == "json":
-            # what Faust's json codec writes for these values (orjson's bytes), without its
-            # codec lookup and layers per record
-            import orjson
-            encode = orjson.dumps
-        else:
-            def encode(value):
-                return dumps(serializer, value)
-        records: dict[int, list] = {}
-        for key, value, partition in items:
-            data[key] = value
-            records.setdefault(partition, []).append((key, encode(value)))
-        # the aiokafka producer under Faust's (the app's transport is always aiokafka)
-        producer = self.app.producer._ensure_producer()
-        sent = []
-        for partition, recs in records.items():
-            sent += await send_in_batches(producer, topic, partition, recs)
-        return sent
-
-
-# dossier_code (utf-8 bytes) -> (compact event, ...) (streams.core): the applied-event set of each dossier.
-dossier_table = app.tables.add(DurableTable(
-    app,
-    name="dossier-events-applied",
-    default=None,
-    partitions=T.DOSSIER_EVENTS.partitions,
-    key_type=bytes,
-    beacon=app.tables.beacon,
-))
-
-# Register the agents, timers and pages.
-from streams import agents  # noqa: E402,F401
+def build(settings: Settings) -> Pulse:
+    """The worker's app, topics, table and timers, from ``settings``."""
+    return Pulse(settings)

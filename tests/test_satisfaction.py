@@ -31,8 +31,8 @@ def test_score_by_group_with_default_and_configured_weights():
     assert s.by_group["online"] == pytest.approx(7 + 8)
     assert s.total == pytest.approx(18 + 10 + 15 + 22 + 18)
     assert ScoringConfig().max_points == 100
-    cfg = ScoringConfig.from_settings(Settings().with_(extra={"scoring": [
-        {"name": "ontime_share", "group": "progress", "points": 50, "threshold": 0.5}]}))
+    cfg = ScoringConfig.from_settings(Settings().with_(scoring=(
+        {"name": "ontime_share", "group": "progress", "points": 50, "threshold": 0.5},)))
     assert score(rates, cfg).total == pytest.approx(40.0)
 
 

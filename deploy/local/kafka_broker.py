@@ -10,7 +10,6 @@ Why this shape: no Debian/PyPI package ships the broker, but Maven Central ships
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,7 @@ LOG4J2 = HERE / "kafka" / "log4j2.yaml"
 
 def default_libs_dir() -> Path:
     from pulse.config import Settings
-    return Path(os.environ.get("KAFKA_LIBS", Settings.from_env().state_dir / "kafka-libs"))
+    return Settings.from_env().kafka_libs_dir
 
 
 def fetch_jars(libs: Path | None = None, quiet: bool = True) -> Path:

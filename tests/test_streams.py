@@ -1,4 +1,4 @@
-"""Agent logic without a broker or ClickHouse: batches through the real checker, rules and
+"""The worker's batch logic without a broker or ClickHouse: batches through the real checker, rules and
 row builders, with in-memory sinks, table and topics.
 
 The integration behaviour (offsets, changelog recovery, kill -9) is tested on the real
@@ -16,8 +16,18 @@ import pytest
 from schemas.codec import encode
 from schemas.contracts import DossierEvent, KioskRating
 from schemas.reference import load_reference
-from streams import agents
+from dataclasses import fields
+
+from pulse.config import Settings
+from sinks.rows import DOSSIER_STATE_COLUMNS
+from streams.checkpoint import BatchLoop, Rebalanced, process_batch
 from streams.core import DossierLogic, compact, merge
+from streams.dossiers import prepare_dossier_batch
+from streams.inbox import Inbox
+from streams.metrics import GC_CLOCK, Metrics
+from streams.ratings import prepare_rating_batch
+from streams.runtime import Runtime
+from tests.support.inmemory import FakeTable, Msg, make_runtime
 
 VN = timezone(timedelta(hours=7))
 NOW = datetime.now(VN).replace(microsecond=0)
@@ -26,97 +36,33 @@ UNIT = next(u for u in REF.units.values() if u.kind == "commune")
 PROC = REF.procedures_at("commune")[0]
 
 
-@dataclass(eq=False)   # hashable by identity, like Faust's messages (tracked in a WeakSet)
-class Msg:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
-    timestamp: float
-
-
-class FakeSink:
-    def __init__(self):
-        self.rows = []
-
-    async def write_async(self, rows, wait=False):
-        self.rows.extend(rows)
-        return len(self.rows)
-
-    async def wait_async(self, ticket):
-        return None
-
-
-class FakeTopic:
-    def __init__(self):
-        self.sent = []
-
-    async def send(self, key=None, value=None):
-        self.sent.append((key, value))
-        fut = asyncio.get_running_loop().create_future()
-        fut.set_result(None)          # the broker's ack
-        return fut
-
-
-class FakeTable(dict):
-    """The dossier table: every put is a changelog send, confirmed at once unless ``hold``."""
-
-    def __init__(self):
-        super().__init__()
-        self.hold = False
-        self.sends = []
-
-    def reader(self):
-        return self.get
-
-    async def put_many(self, items):
-        futs = []
-        for key, value, _partition in items:
-            self[key] = value
-            fut = asyncio.get_running_loop().create_future()
-            if not self.hold:
-                fut.set_result(None)
-            futs.append(fut)
-        self.sends += futs
-        return futs
+def state_of(row) -> dict:
+    """A dossier_state row by column name."""
+    return dict(zip(DOSSIER_STATE_COLUMNS, row))
 
 
 @pytest.fixture()
-def rt(monkeypatch):
-    from expectations.checks import Checker
-    from pulse.config import Settings
-
-    class RT(agents.Runtime):
-        def __init__(self):  # no ClickHouse, no migrations
-            self.reference = REF
-            self.checker = Checker.from_suites(REF, Settings())
-            self.logic = DossierLogic.from_settings(Settings(), reference=REF)
-            for name in ("events_sink", "state_sink", "ratings_sink", "dead_sink", "alerts_sink", "dq_sink",
-                         "metrics_sink"):
-                setattr(self, name, FakeSink())
-            self.metrics = agents.Metrics()
-            self.worker_name = "test"
-            self.started_at = datetime.now(timezone.utc)
-            self.overdue_heap, self.warn_heap = [], []
-            self.index_generation = None
-            self.gx_verdicts = {"dossier_events": [], "ratings": []}
-            self.gx_last = 0.0
-            self.gx_task = None
-            self.recent_ratings = {}
-            self.ratings_in_flight, self.overlay_generation_ratings = {}, None
-            self.overlay, self.overlay_generation = {}, None
-            self.ready = True
-
-    table = FakeTable()
-    monkeypatch.setattr(agents, "dossier_table", table)
-    for name in ("dead_letters_topic", "alerts_topic", "dossier_state_topic"):
-        monkeypatch.setattr(agents, name, FakeTopic())
-    monkeypatch.setattr(agents, "maybe_validate_micro_batch", lambda rt, force=False: None)
-    from collections import OrderedDict
-    r = RT()
-    r.recent_ratings = OrderedDict()
-    r.table = table
+def rt():
+    r = make_runtime()
+    r.quality.maybe_run = lambda dq_sink, force=False: None     # no GX child in unit tests
+    r.ready = True
     return r
+
+
+def quick_runtime() -> Runtime:
+    """A runtime whose batch loop takes what is there after 10 ms."""
+    r = make_runtime(Settings().with_(stream_batch_window_s=0.01))
+    r.quality.maybe_run = lambda dq_sink, force=False: None
+    r.ready = True
+    return r
+
+
+def process_dossier_batch(rt, messages, owned=lambda: True):
+    return process_batch(rt, prepare_dossier_batch, messages, owned)
+
+
+def process_rating_batch(rt, messages, owned=lambda: True):
+    return process_batch(rt, prepare_rating_batch, messages, owned)
 
 
 def dossier_events(code: str, t0: datetime, finish: bool = True, promised_in=timedelta(days=10)):
@@ -143,39 +89,40 @@ def run(coro):
 
 def test_batch_applies_events_writes_rows_and_dead_letters(rt):
     evs = dossier_events("D-1", NOW - timedelta(days=2))
-    run(agents.process_dossier_batch(rt, as_messages(evs + [b"{broken"])))
-    assert len(rt.events_sink.rows) == 3
-    (state,) = rt.state_sink.rows
-    assert state[0] == "D-1" and state[5] == 9 and state[15] == "early" and state[-2] == 2 * 3
-    assert len(rt.dead_sink.rows) == 1 and rt.dead_sink.rows[0]["rules"] == ["contract.invalid_json"]
-    assert agents.dead_letters_topic.sent and rt.metrics.dead_letters == 1
-    assert [c[0] for c in rt.table[b"D-1"]] == ["D-1-event-1", "D-1-event-2", "D-1-event-3"]
+    run(process_dossier_batch(rt, as_messages(evs + [b"{broken"])))
+    assert len(rt.sinks.dossier_events.rows) == 3
+    (state,) = rt.sinks.dossier_state.rows
+    assert state_of(state)["dossier_code"] == "D-1" and state_of(state)["status"] == 9
+    assert state_of(state)["outcome"] == "early" and state_of(state)["version"] == 2 * 3
+    assert len(rt.sinks.dead_letters.rows) == 1 and rt.sinks.dead_letters.rows[0]["rules"] == ["contract.invalid_json"]
+    assert rt.outputs.dead_letters.sent and rt.metrics.dead_letters == 1
+    assert [c[0] for c in rt.outputs.table[b"D-1"]] == ["D-1-event-1", "D-1-event-2", "D-1-event-3"]
 
 
 def test_duplicates_are_not_applied_twice_and_replay_is_a_no_op(rt):
     evs = dossier_events("D-2", NOW - timedelta(days=2))
     msgs = as_messages(evs + [evs[1]])                # a duplicate inside the batch
-    run(agents.process_dossier_batch(rt, msgs))
-    assert rt.metrics.duplicates == 1 and len(rt.events_sink.rows) == 3
-    before = list(rt.state_sink.rows)
-    run(agents.process_dossier_batch(rt, msgs))       # replay after a crash
-    assert rt.state_sink.rows == before and rt.metrics.duplicates == 5
-    assert len(rt.events_sink.rows) == 3
+    run(process_dossier_batch(rt, msgs))
+    assert rt.metrics.duplicates == 1 and len(rt.sinks.dossier_events.rows) == 3
+    before = list(rt.sinks.dossier_state.rows)
+    run(process_dossier_batch(rt, msgs))       # replay after a crash
+    assert rt.sinks.dossier_state.rows == before and rt.metrics.duplicates == 5
+    assert len(rt.sinks.dossier_events.rows) == 3
 
 
 def test_out_of_order_arrival_gives_the_state_of_event_time_order(rt):
     evs = dossier_events("D-3", NOW - timedelta(days=2))
-    run(agents.process_dossier_batch(rt, as_messages([evs[2]])))          # finished arrives first
-    run(agents.process_dossier_batch(rt, as_messages([evs[0]], 1)))
-    run(agents.process_dossier_batch(rt, as_messages([evs[1]], 2)))
-    last = rt.state_sink.rows[-1]
-    assert last[5] == 9 and last[15] == "early" and last[-2] == 6
+    run(process_dossier_batch(rt, as_messages([evs[2]])))          # finished arrives first
+    run(process_dossier_batch(rt, as_messages([evs[0]], 1)))
+    run(process_dossier_batch(rt, as_messages([evs[1]], 2)))
+    last = rt.sinks.dossier_state.rows[-1]
+    assert state_of(last)["status"] == 9 and state_of(last)["outcome"] == "early" and state_of(last)["version"] == 6
     # same as applying them in order in one go
     logic = rt.logic
     expected = logic.state("D-3", merge(None, [compact(e) for e in evs])[0], datetime.now(timezone.utc))
     assert last[:-1] == expected.row[:-1]
     # versions only grow
-    versions = [r[-2] for r in rt.state_sink.rows]
+    versions = [state_of(r)["version"] for r in rt.sinks.dossier_state.rows]
     assert versions == sorted(versions)
 
 
@@ -184,21 +131,22 @@ def test_illegal_transition_is_flagged_with_an_alert_not_applied(rt):
     late = DossierEvent(event_id="D-4-event-9", event_time=NOW - timedelta(hours=1), status=4, source_system="test",
                         dossier_code="D-4", procedure_code=PROC.code, procedure_field=PROC.field_code,
                         unit_code=UNIT.code)
-    run(agents.process_dossier_batch(rt, as_messages(evs + [late])))
-    (state,) = rt.state_sink.rows
-    assert state[5] == 9                              # still finished
-    assert [a["kind"] for a in rt.alerts_sink.rows] == ["illegal_transition"]
-    assert "không hợp lệ" in rt.alerts_sink.rows[0]["message"]
+    run(process_dossier_batch(rt, as_messages(evs + [late])))
+    (state,) = rt.sinks.dossier_state.rows
+    assert state_of(state)["status"] == 9             # still finished
+    assert [a["kind"] for a in rt.sinks.alerts.rows] == ["illegal_transition"]
+    assert "không hợp lệ" in rt.sinks.alerts.rows[0]["message"]
 
 
 def test_open_dossier_is_indexed_and_a_passed_deadline_is_overdue(rt):
     evs = dossier_events("D-5", NOW - timedelta(days=1), finish=False, promised_in=timedelta(days=2))
-    run(agents.process_dossier_batch(rt, as_messages(evs)))
-    assert rt.state_sink.rows[-1][18] is False and rt.overdue_heap and rt.warn_heap
+    run(process_dossier_batch(rt, as_messages(evs)))
+    assert state_of(rt.sinks.dossier_state.rows[-1])["overdue"] is False and rt.deadlines.overdue and rt.deadlines.warn
     evs = dossier_events("D-6", NOW - timedelta(days=3), finish=False, promised_in=timedelta(days=1))
-    run(agents.process_dossier_batch(rt, as_messages(evs, 10)))
-    row = rt.state_sink.rows[-1]
-    assert row[0] == "D-6" and row[18] is True and row[-2] == 2 * 2 + 1
+    run(process_dossier_batch(rt, as_messages(evs, 10)))
+    row = rt.sinks.dossier_state.rows[-1]
+    assert state_of(row)["dossier_code"] == "D-6" and state_of(row)["overdue"] is True
+    assert state_of(row)["version"] == 2 * 2 + 1
 
 
 def test_ratings_batch_dedupes_by_rating_id(rt):
@@ -207,18 +155,18 @@ def test_ratings_batch_dedupes_by_rating_id(rt):
                            unit_code=UNIT.code, level=level)
     msgs = [Msg("t.ratings", 0, i, encode(r), NOW.timestamp())
             for i, r in enumerate([rating(1), rating(2, 2), rating(1)])]
-    run(agents.process_rating_batch(rt, msgs))
-    assert [r[0] for r in rt.ratings_sink.rows] == ["R-0000001", "R-0000002"]
+    run(process_rating_batch(rt, msgs))
+    assert [r[0] for r in rt.sinks.ratings.rows] == ["R-0000001", "R-0000002"]
     assert rt.metrics.rating_duplicates == 1
 
     # a batch dropped after it was prepared (its partitions reassigned) is delivered again
     # later: its ratings are then written, not taken for duplicates of themselves
     again = [Msg("t.ratings", 0, 10 + i, encode(rating(3 + i)), NOW.timestamp()) for i in range(2)]
-    with pytest.raises(agents.Rebalanced):
-        run(agents.process_rating_batch(rt, again, owned=lambda: False))
-    rt.ratings_sink.rows.clear()
-    run(agents.process_rating_batch(rt, again))
-    assert [r[0] for r in rt.ratings_sink.rows] == ["R-0000003", "R-0000004"]
+    with pytest.raises(Rebalanced):
+        run(process_rating_batch(rt, again, owned=lambda: False))
+    rt.sinks.ratings.rows.clear()
+    run(process_rating_batch(rt, again))
+    assert [r[0] for r in rt.sinks.ratings.rows] == ["R-0000003", "R-0000004"]
 
 
 def test_shuffled_batches_converge_to_the_same_states(rt):
@@ -229,11 +177,12 @@ def test_shuffled_batches_converge_to_the_same_states(rt):
     msgs = all_events + rng.sample(all_events, 15)
     rng.shuffle(msgs)
     for k in range(0, len(msgs), 7):
-        run(agents.process_dossier_batch(rt, as_messages(msgs[k:k + 7], k)))
+        run(process_dossier_batch(rt, as_messages(msgs[k:k + 7], k)))
     final = {}
-    for r in rt.state_sink.rows:
-        if r[0] not in final or r[-2] >= final[r[0]][-2]:
-            final[r[0]] = r
+    for r in rt.sinks.dossier_state.rows:
+        st = state_of(r)
+        if st["dossier_code"] not in final or st["version"] >= state_of(final[st["dossier_code"]])["version"]:
+            final[st["dossier_code"]] = r
     logic = rt.logic
     now = datetime.now(timezone.utc)
     for i in range(40):
@@ -260,7 +209,6 @@ class FakeApp:
 
 
 def test_inbox_batches_by_size_and_time_and_waits_when_full():
-    from streams.batching import Inbox
     app = FakeApp()
 
     async def go():
@@ -298,7 +246,6 @@ def test_a_revocation_voids_what_the_inbox_held_took_or_was_about_to_take():
     so are those the fetch loop decided to deliver before the clear whose put task only
     runs after it (the two-worker bench lost a partition's first 568 events that way);
     batches taken before the clear are no longer owned."""
-    from streams.batching import Inbox
     app = FakeApp()
 
     async def go():
@@ -323,60 +270,56 @@ def test_a_revocation_voids_what_the_inbox_held_took_or_was_about_to_take():
     run(go())
 
 
-def test_batch_loop_acks_only_after_processing_and_drops_reassigned_batches(rt, monkeypatch):
-    """The real batch loop of the worker (``_run_batches``) over an inbox, without a broker."""
-    from streams.batching import Inbox
-    monkeypatch.setattr(agents, "_runtime", rt)
-    monkeypatch.setattr(agents, "settings", agents.settings.with_(stream_batch_window_s=0.01))
+def test_batch_loop_acks_only_after_processing_and_drops_reassigned_batches():
+    """The real batch loop of the worker (``BatchLoop``) over an inbox, without a broker."""
+    rt = quick_runtime()
     app = FakeApp()
     msgs = as_messages(dossier_events("D-TC", NOW - timedelta(days=2)))
 
     async def go():
         box = Inbox(app, "t.dossier-events", max_buffered=100)
-        loop_task = asyncio.ensure_future(agents._run_batches(box, agents.prepare_dossier_batch))
+        loop_task = asyncio.ensure_future(BatchLoop(rt, box, prepare_dossier_batch).run())
         await box.put(msgs, generation=1)
         await eventually(lambda: app.consumer.acked)
         assert app.consumer.acked == msgs
-        assert rt.state_sink.rows and rt.state_sink.rows[-1][0] == "D-TC"
+        assert rt.sinks.dossier_state.rows and state_of(rt.sinks.dossier_state.rows[-1])["dossier_code"] == "D-TC"
         # a batch whose partitions were reassigned while it was written: not acked, table untouched
         app.consumer.acked.clear()
         gate = asyncio.Event()
-        real_write = rt.events_sink.write_async
+        real_write = rt.sinks.dossier_events.write_async
 
         async def slow_write(rows, wait=False):
             app.consumer_generation_id = 2       # the rebalance happens during the write
             gate.set()
             return await real_write(rows)
-        rt.events_sink.write_async = slow_write
+        rt.sinks.dossier_events.write_async = slow_write
         late = as_messages(dossier_events("D-TC2", NOW - timedelta(days=2)), 10)
         await box.put(late, generation=1)
         await asyncio.wait_for(gate.wait(), 2)
         await asyncio.sleep(0.1)
         assert app.consumer.acked == []
-        assert b"D-TC2" not in rt.table
+        assert b"D-TC2" not in rt.outputs.table
         loop_task.cancel()
     run(go())
 
 
-def test_a_batch_is_acked_only_once_the_broker_has_its_changelog(rt, monkeypatch):
+def test_a_batch_is_acked_only_once_the_broker_has_its_changelog():
     """Offsets must not run ahead of the table's changelog: a crash between the commit and
     the changelog write would recover a table missing the batch (seen under kill -9 when
     Faust's pre-commit flush gave up after 0.1 s)."""
-    from streams.batching import Inbox
-    monkeypatch.setattr(agents, "_runtime", rt)
-    monkeypatch.setattr(agents, "settings", agents.settings.with_(stream_batch_window_s=0.01))
+    rt = quick_runtime()
     app = FakeApp()
     msgs = as_messages(dossier_events("D-CL", NOW - timedelta(days=2)))
-    rt.table.hold = True
+    rt.outputs.table.hold = True
 
     async def go():
         box = Inbox(app, "t.dossier-events", max_buffered=100)
-        loop_task = asyncio.ensure_future(agents._run_batches(box, agents.prepare_dossier_batch))
+        loop_task = asyncio.ensure_future(BatchLoop(rt, box, prepare_dossier_batch).run())
         await box.put(msgs, generation=1)
-        await eventually(lambda: rt.table.sends)
+        await eventually(lambda: rt.outputs.table.sends)
         await asyncio.sleep(0.1)
-        assert b"D-CL" in rt.table and app.consumer.acked == []   # set, sent, not yet confirmed
-        for fut in rt.table.sends:
+        assert b"D-CL" in rt.outputs.table and app.consumer.acked == []   # set, sent, not yet confirmed
+        for fut in rt.outputs.table.sends:
             fut.set_result(None)
         await eventually(lambda: app.consumer.acked)
         assert app.consumer.acked == msgs
@@ -385,7 +328,7 @@ def test_a_batch_is_acked_only_once_the_broker_has_its_changelog(rt, monkeypatch
 
 
 def test_gx_runs_every_batch_seconds_when_light_and_every_min_interval_under_load():
-    from streams.agents import gx_due
+    from streams.quality import gx_due
     # light: 4,000 rows waiting of a 10,000 cap -> every 10 s
     assert not gx_due([4000, 0], 10_000, 9.9, 10.0, 30.0)
     assert gx_due([4000, 0], 10_000, 10.0, 10.0, 30.0)
@@ -405,10 +348,10 @@ def test_gx_micro_batch_sees_every_contract_valid_event_including_rejected_ones(
     unknown_unit = DossierEvent(event_id="D-GX2-event-1", event_time=NOW - timedelta(days=1), status=2,
                                 source_system="test", dossier_code="D-GX2", procedure_code=PROC.code,
                                 procedure_field=PROC.field_code, unit_code="999.99.99.H99")
-    run(agents.process_dossier_batch(rt, as_messages(good + [unknown_unit, b"{broken"])))
-    rows = [v.row for v in rt.gx_verdicts["dossier_events"]]     # (a passing event's row, built when read)
+    run(process_dossier_batch(rt, as_messages(good + [unknown_unit, b"{broken"])))
+    rows = [v.row for v in rt.quality.waiting["dossier_events"]]     # (a passing event's row, built when read)
     assert [r["unit_code"] for r in rows] == [UNIT.code, UNIT.code, "999.99.99.H99"]
-    assert len(rt.dead_sink.rows) == 2   # the unknown unit and the broken bytes
+    assert len(rt.sinks.dead_letters.rows) == 2   # the unknown unit and the broken bytes
 
 
 async def eventually(cond, seconds: float = 2.0) -> None:
@@ -422,12 +365,12 @@ async def eventually(cond, seconds: float = 2.0) -> None:
 def hold_clickhouse_writes(rt) -> asyncio.Event:
     """The dossier events' ClickHouse writes stay in flight until the returned event is set."""
     gate = asyncio.Event()
-    real_wait = rt.events_sink.wait_async
+    real_wait = rt.sinks.dossier_events.wait_async
 
     async def slow_wait(ticket):
         await gate.wait()
         return await real_wait(ticket)
-    rt.events_sink.wait_async = slow_wait
+    rt.sinks.dossier_events.wait_async = slow_wait
     return gate
 
 
@@ -438,19 +381,19 @@ def test_a_batch_prepared_while_the_previous_is_still_being_written_builds_on_it
     gate = hold_clickhouse_writes(rt)
 
     async def go():
-        a = await agents.prepare_dossier_batch(rt, as_messages(evs[:2]), generation=1)
-        b = await agents.prepare_dossier_batch(rt, as_messages(evs[2:], 2), generation=1)
-        assert b"D-PIPE" not in rt.table            # nothing in the table before ClickHouse has it
-        assert rt.state_sink.rows[-1][5] == 9        # B's state already folds A's events: finished
+        a = await prepare_dossier_batch(rt, as_messages(evs[:2]), generation=1)
+        b = await prepare_dossier_batch(rt, as_messages(evs[2:], 2), generation=1)
+        assert b"D-PIPE" not in rt.outputs.table            # nothing in the table before ClickHouse has it
+        assert state_of(rt.sinks.dossier_state.rows[-1])["status"] == 9   # B's state already folds A's events: finished
         gate.set()
         await a.finish()
         await b.finish()
-        assert [c[0] for c in rt.table[b"D-PIPE"]] == [e.event_id for e in evs]
-        assert rt.overlay == {}
+        assert [c[0] for c in rt.outputs.table[b"D-PIPE"]] == [e.event_id for e in evs]
+        assert rt.overlay.sets == {}
         # a new consumer generation starts from the table, not from in-memory states
-        rt.overlay[b"D-OTHER"] = ["stale"]
-        await agents.prepare_dossier_batch(rt, [], generation=2)
-        assert rt.overlay == {}
+        rt.overlay.sets[b"D-OTHER"] = ["stale"]
+        await prepare_dossier_batch(rt, [], generation=2)
+        assert rt.overlay.sets == {}
     run(go())
 
 
@@ -462,15 +405,15 @@ def test_a_dropped_batch_of_an_old_assignment_leaves_the_new_assignments_batches
     gate = hold_clickhouse_writes(rt)
 
     async def go():
-        a = await agents.prepare_dossier_batch(rt, as_messages(evs[:2]), generation=1)
-        c = await agents.prepare_dossier_batch(rt, as_messages(evs[:2]), generation=2)
+        a = await prepare_dossier_batch(rt, as_messages(evs[:2]), generation=1)
+        c = await prepare_dossier_batch(rt, as_messages(evs[:2]), generation=2)
         gate.set()
-        with pytest.raises(agents.Rebalanced):
+        with pytest.raises(Rebalanced):
             await a.finish(owned=lambda: False)
-        d = await agents.prepare_dossier_batch(rt, as_messages(evs[2:], 2), generation=2)
+        d = await prepare_dossier_batch(rt, as_messages(evs[2:], 2), generation=2)
         await c.finish()
         await d.finish()
-        assert [x[0] for x in rt.table[b"D-REB"]] == [e.event_id for e in evs]
+        assert [x[0] for x in rt.outputs.table[b"D-REB"]] == [e.event_id for e in evs]
     run(go())
 
 
@@ -479,7 +422,6 @@ def test_messages_dropped_by_a_rebalance_are_no_longer_waited_for():
     (fetched again later) must stop being tracked even while something still holds them."""
     import weakref as _weakref
 
-    from streams.batching import Inbox
 
     class Tracked:
         pass
@@ -554,8 +496,9 @@ def test_bulk_ack_keeps_fausts_books_as_acking_one_by_one(monkeypatch):
     below the committed one, a topic without acks."""
     from faust.types import TP, Message
 
-    from streams.app import app, dossier_events_topic
-    topic = dossier_events_topic.get_topic_name()
+    from streams.app import faust_app
+    app = faust_app(Settings())
+    topic = Settings().topic("dossier-events")
     # the conductor lists the input topics as acked once the app has subscribed (at start)
     monkeypatch.setattr(app.topics, "_acking_topics", {topic})
     assert app.topics.acks_enabled_for(topic) and not app.topics.acks_enabled_for("not-ours")
@@ -592,11 +535,11 @@ def test_the_gc_clock_is_installed_once_and_counts_collections():
     figures are that clock's."""
     import gc
     for _ in range(3):
-        agents.Metrics()
-    assert sum(cb is agents.GC_CLOCK for cb in gc.callbacks) == 1
-    n = agents.GC_CLOCK.collections
+        Metrics()
+    assert sum(cb is GC_CLOCK for cb in gc.callbacks) == 1
+    n = GC_CLOCK.collections
     gc.collect()
-    m = agents.Metrics().as_dict()
-    assert m["gc_collections"] == agents.GC_CLOCK.collections >= n + 1
-    assert m["gc_s"] == round(agents.GC_CLOCK.s, 3) and agents.GC_CLOCK.s > 0
-    assert sum(cb is agents.GC_CLOCK for cb in gc.callbacks) == 1
+    m = Metrics().as_dict()
+    assert m["gc_collections"] == GC_CLOCK.collections >= n + 1
+    assert m["gc_s"] == round(GC_CLOCK.s, 3) and GC_CLOCK.s > 0
+    assert sum(cb is GC_CLOCK for cb in gc.callbacks) == 1

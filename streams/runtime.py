@@ -1,0 +1,124 @@
+"""The worker's resources and state, one per process: what every stage of the pipeline reads.
+
+``Runtime.build(settings, outputs)`` does the start-up I/O once (ClickHouse migrations and
+the row-layout check, reference data, the per-event checker, the sinks); tests build a
+``Runtime`` directly with their own outputs and sinks, no broker and no ClickHouse.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from typing import Any
+
+from pulse.config import Settings
+from streams.deadlines import DeadlineIndex
+from streams.dossiers import Overlay
+from streams.metrics import Metrics
+from streams.quality import GxScheduler
+from streams.ratings import RatingIds
+
+log = logging.getLogger("motcua.streams.runtime")
+
+
+@dataclass
+class Outputs:
+    """Where a batch's Kafka side goes: the dossier table (its changelog) and the topics.
+    Each topic has ``send(key=, value=) -> awaitable future``; the table has ``reader()``
+    and ``put_many(items) -> futures`` (streams.faust_adapter.DurableTable)."""
+    table: Any
+    dead_letters: Any
+    alerts: Any
+    dossier_state: Any
+
+
+@dataclass
+class Sinks:
+    """One batched ClickHouse writer per table (sinks.writer.ClickHouseSink)."""
+    dossier_events: Any
+    dossier_state: Any
+    ratings: Any
+    dead_letters: Any
+    alerts: Any
+    dq_results: Any
+    pipeline_metrics: Any
+
+    def all(self) -> list:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    @classmethod
+    def for_clickhouse(cls, settings: Settings) -> "Sinks":
+        from sinks.client import get_client
+        from sinks.rows import SINK_KEYS, TABLE_COLUMNS
+        from sinks.writer import ClickHouseSink
+        t = settings.tunables
+
+        def sink(table: str, max_rows: int = 20_000):
+            return ClickHouseSink(lambda: get_client(settings), table, TABLE_COLUMNS[table],
+                                  key_columns=SINK_KEYS[table], max_rows=max_rows, max_seconds=0.2,
+                                  max_buffer_rows=max(100_000, 4 * max_rows),
+                                  min_interval_s=t.sink_min_interval_s, busy_interval_s=t.sink_busy_interval_s,
+                                  busy_rows_per_s=t.sink_busy_rows_per_s, name=table)
+        return cls(dossier_events=sink("dossier_events"), dossier_state=sink("dossier_state"),
+                   ratings=sink("ratings"), dead_letters=sink("dead_letters", 5000), alerts=sink("alerts", 5000),
+                   dq_results=sink("dq_results", 5000), pipeline_metrics=sink("pipeline_metrics", 5000))
+
+
+class Runtime:
+    """Settings, outputs, sinks, the checker and the dossier logic, and the state the
+    stages share (deadline index, GX scheduling, rating ids, batches in flight)."""
+
+    def __init__(self, settings: Settings, outputs: Outputs, sinks: Sinks, *, checker, logic, reference=None,
+                 worker_name: str | None = None):
+        self.settings = settings
+        self.tunables = settings.tunables
+        self.outputs = outputs
+        self.sinks = sinks
+        self.checker = checker
+        self.logic = logic
+        self.reference = reference
+        self.metrics = Metrics(sinks.all())
+        self.worker_name = worker_name or f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at = datetime.now(timezone.utc)
+        self.deadlines = DeadlineIndex(settings.overdue_warning_hours)
+        self.quality = GxScheduler(settings.tunables)
+        self.ratings = RatingIds(settings.tunables.rating_recent_ids)
+        self.overlay = Overlay()
+        self.ready = False
+
+    @classmethod
+    def build(cls, settings: Settings, outputs: Outputs) -> "Runtime":
+        from expectations.checks import Checker
+        from schemas.reference import load_reference
+        from sinks.client import get_client
+        from sinks.migrate import migrate_settings
+        from streams.core import DossierLogic
+
+        migrate_settings(settings, log=log.info)
+        check_row_layouts(settings)
+        reference = load_reference()
+        return cls(settings, outputs, Sinks.for_clickhouse(settings),
+                   checker=Checker.from_suites(reference, settings),
+                   logic=DossierLogic.from_settings(settings, reference=reference), reference=reference)
+
+    def alert_fresh(self, deadline: datetime, now: datetime) -> bool:
+        """Overdue alerts are for deadlines passing now, not for a month of history replayed."""
+        from datetime import timedelta
+        return deadline >= now - timedelta(minutes=self.settings.alert_window_minutes)
+
+
+def check_row_layouts(settings: Settings) -> None:
+    """The rows the sinks write match the tables ClickHouse has (DESCRIBE), or start fails
+    naming the table and the columns (sinks.rows)."""
+    from sinks import rows
+    check = getattr(rows, "check_layouts", None)
+    if check is None:
+        return
+    from sinks.client import database_of, get_client
+    client = get_client(settings)
+    try:
+        check(client, database_of(settings))
+    finally:
+        client.close()
