@@ -70,6 +70,7 @@ def read_exports(files: list[Path], *, kind: str = "auto", fmt: str | None = Non
                  tz: str = "Asia/Ho_Chi_Minh") -> tuple[list, list, list[str]]:
     """(dossier events, kiosk ratings, bad lines as "FILE:LINE: reason")."""
     from frontdoor import dvcqg
+    from frontdoor.api import contract_errors
     from frontdoor.importer import iter_records
     from schemas import codec
     from schemas.contracts import DossierEvent, KioskRating
@@ -105,7 +106,7 @@ def read_exports(files: list[Path], *, kind: str = "auto", fmt: str | None = Non
                 try:
                     ev = codec.decode_as(model, raw)
                 except ValueError:
-                    errs = codec.contract_errors(model, raw) or [{"field": "$", "reason": "invalid"}]
+                    errs = contract_errors(model, raw) or [{"field": "$", "reason": "invalid"}]
                     bad.append(f"{where}: " + "; ".join(f"{e['field']}: {e['reason']}" for e in errs))
                     continue
                 (ratings if k == "rating" else events).append(ev)
