@@ -474,3 +474,13 @@ def test_closed_outcomes_carry_the_new_fields():
     none = dossier((2, at(5, 4, 8), {"received_at": at(5, 4, 8)}), (9, at(6, 30, 9)))
     r = vj(none)
     assert r.outcome is Outcome.ON_TIME and r.deadline is None and r.basis == ""
+
+
+def test_fast_constructor_builds_the_dataclass_instance():
+    from rules.timeliness import Judgement, _judgement
+    args = (Outcome.LATE, at(5, 5, 17, 30), at(5, 5, 17), 0.0, 0.25, 3.5, at(5, 5, 17, 30), False, False,
+            "new_promise", "promised")
+    a, b = _judgement(*args), Judgement(*args)
+    assert a == b and repr(a) == repr(b) and hash(a) == hash(b) and type(a) is Judgement
+    with pytest.raises(Exception):
+        a.outcome = Outcome.EARLY   # still frozen
