@@ -26,11 +26,35 @@ import pytest
 from pulse.config import Settings
 from sinks.client import get_client
 from sinks.layout import LayoutError, check_layouts
-from sinks.migrate import (BOARD_AGGREGATES, MIGRATIONS_TABLE, RETIRED_MIGRATIONS, VIEWS_TABLE, Migration,
-                           MigrationError, Target, load_migrations, load_views, main, migrate, migrate_settings,
-                           migrate_views, order_views, parse_view, refresh_board_aggregates, render_all,
-                           render_view, view_checksum, view_states)
-from sinks.rows import DOSSIER_STATE_COLUMNS, TABLE_COLUMNS, as_dict, column_index, dead_letter_row
+from sinks.migrate import (
+    BOARD_AGGREGATES,
+    MIGRATIONS_TABLE,
+    RETIRED_MIGRATIONS,
+    VIEWS_TABLE,
+    Migration,
+    MigrationError,
+    Target,
+    load_migrations,
+    load_views,
+    main,
+    migrate,
+    migrate_settings,
+    migrate_views,
+    order_views,
+    parse_view,
+    refresh_board_aggregates,
+    render_all,
+    render_view,
+    view_checksum,
+    view_states,
+)
+from sinks.rows import (
+    DOSSIER_STATE_COLUMNS,
+    TABLE_COLUMNS,
+    as_dict,
+    column_index,
+    dead_letter_row,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -250,13 +274,10 @@ def test_a_changed_view_file_replaces_just_that_view(clickhouse_endpoint, tmp_pa
     migrate_settings(s, log=None)
     client = get_client(s)
     try:
-        c = get_client(s)
         now = client.query("SELECT now64(3, 'Asia/Ho_Chi_Minh')").result_rows[0][0]
         rows = [dead_letter_row(topic="t", partition=0, offset=i, raw=b"x", rules=["r"], reasons=["why"],
                                 received_at=now) for i in range(3)]
-        from sinks.rows import DEAD_LETTER_COLUMNS
-        c.insert("dead_letters", rows, column_names=DEAD_LETTER_COLUMNS)
-        c.close()
+        client.insert("dead_letters", rows, column_names=TABLE_COLUMNS["dead_letters"])
         refresh_board_aggregates(client)
         before = _objects(client, db)
         views_dir = tmp_path / "views"
@@ -272,7 +293,7 @@ def test_a_changed_view_file_replaces_just_that_view(clickhouse_endpoint, tmp_pa
         p.write_text(p.read_text().replace("GROUP BY day, unit_code, criterion, level",
                                            "GROUP BY day, unit_code, criterion, level\nHAVING ratings > 0"))
         changed = load_views(views_dir)
-        states = dict((v.name, st) for v, st in view_states(client, target, views=changed))
+        states = {v.name: st for v, st in view_states(client, target, views=changed)}
         assert {n for n, st in states.items() if st != "current"} == {"v_freshness", "agg_rating_criteria"}
         assert states["v_freshness"] == "changed"
         assert migrate_views(client, target, views=changed, log=None) == ["agg_rating_criteria", "v_freshness"]
@@ -287,7 +308,7 @@ def test_a_changed_view_file_replaces_just_that_view(clickhouse_endpoint, tmp_pa
         assert client.query("SELECT probe FROM v_freshness").result_rows == []
         # a dropped view is missing, and comes back
         client.command(f"DROP VIEW {db}.v_silent_kiosks")
-        assert dict((v.name, st) for v, st in view_states(client, target, views=changed))["v_silent_kiosks"] == "missing"
+        assert {v.name: st for v, st in view_states(client, target, views=changed)}["v_silent_kiosks"] == "missing"
         assert migrate_views(client, target, views=changed, log=None) == ["v_silent_kiosks"]
         # back to the repository's files: the two changed ones are replaced again
         assert migrate_views(client, target, log=None) == ["agg_rating_criteria", "v_freshness"]
