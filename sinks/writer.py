@@ -9,6 +9,10 @@ until the flusher makes room. That is the backpressure the stream needs: a Faust
 that awaits the sink stops consuming, so Kafka offsets are not committed for rows that
 are not yet in ClickHouse.
 
+A batch ClickHouse refuses for its data (poison rows) is split until the refused rows are
+found when the sink has an ``on_refused`` callback: they go to it, the rest lands, the
+stream goes on (``ClickHouseSink``'s docstring has the classification and the contract).
+
 Durability contract for callers that commit offsets::
 
     ticket = await sink.write_async(rows)      # buffered (may wait for room)
@@ -1003,6 +1007,8 @@ class ClickHouseSink:
                 self.stats.last_error, self.stats.last_error_at = msg, time.time()
                 if kind == REFUSED and split:
                     # no retry, no reconnect: the same rows are refused the same way again
+                    if outage_start is not None:
+                        self.stats.outage_s += time.monotonic() - outage_start
                     raise _Refused(e) from e
                 if kind == REFUSED and permanent == 0 and self.on_refused is None:
                     log.error("sink %s: ClickHouse refuses a batch of %d rows for its data (%s) and the sink has "
