@@ -255,7 +255,7 @@ def fold(dossier_code: str, events: Iterable[EventFacts]) -> DossierFacts | None
     return fold_rows(dossier_code, [event_row(e) for e in events])
 
 
-def fold_rows(dossier_code: str, rows: Iterable[Sequence], when: Callable[[Any], datetime] | None = None
+def fold_rows(dossier_code: str, rows: Iterable[Sequence], when: Callable[[Any], datetime | None] | None = None
               ) -> DossierFacts | None:
     """``fold`` over event rows (layout ROW_*); ``when(key)`` -> datetime for the rows' time keys
     (None: they are datetimes already). Duplicates by event id: the first copy wins."""

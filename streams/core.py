@@ -55,6 +55,13 @@ def from_ms(ms: int | None) -> datetime | None:
     return t
 
 
+def at_ms(ms: int) -> datetime:
+    """``from_ms`` of a time that is always there (an event's time, a round's request)."""
+    t = from_ms(ms)
+    assert t is not None
+    return t
+
+
 def compact(ev) -> tuple:
     """A DossierEvent -> the JSON-able tuple kept in the state table (times in ms).
 
@@ -77,11 +84,11 @@ def compact(ev) -> tuple:
 def facts_of(c: Sequence) -> EventFacts:
     f = c[FLAGS]
     return EventFacts(
-        event_id=c[ID], event_time=from_ms(c[TIME]), status=c[STATUS], unit_code=c[UNIT],
+        event_id=c[ID], event_time=at_ms(c[TIME]), status=c[STATUS], unit_code=c[UNIT],
         procedure_code=c[PROC], procedure_field=c[FIELD], channel=c[CHANNEL],
         submitted_at=from_ms(c[SUB]), received_at=from_ms(c[REC]), promised_at=from_ms(c[PROM]),
         finished_at=from_ms(c[FIN]), returned_at=from_ms(c[RET]), refused_at=from_ms(c[REF]),
-        supplements=tuple(Round(from_ms(s[0]), from_ms(s[1]), from_ms(s[2]), from_ms(s[3])) for s in c[SUPP]),
+        supplements=tuple(Round(at_ms(s[0]), from_ms(s[1]), from_ms(s[2]), from_ms(s[3])) for s in c[SUPP]),
         digitised=bool(f & F_DIGITISED), electronic_result=bool(f & F_ERESULT), vneid=bool(f & F_VNEID),
         paid_online=c[PAID],
     )
@@ -167,6 +174,8 @@ class DossierLogic:
         # the compact events ARE the fold's event rows (ms time keys): no EventFacts per event;
         # same facts as ``fold(code, map(facts_of, events))``
         f = fold_rows(code, events, from_ms)
+        if f is None:
+            raise ValueError(f"dossier {code}: no events to judge")
         j = judge(f, self.calendar, early_min_working_days=self.early_min,
                   legal_working_days=self.legal_days(f.procedure_code))
         overdue = is_overdue(f, j, now)

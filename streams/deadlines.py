@@ -61,7 +61,9 @@ def scan(rt, get_events, now: datetime) -> tuple[list, list, list]:
     and ClickHouse, alerts for ClickHouse only). ``get_events(code)`` reads the table."""
     index, logic, metrics = rt.deadlines, rt.logic, rt.metrics
     now_ms = to_ms(now)
-    rows, alerts, ch_only = [], [], []
+    rows: list = []
+    alerts: list[dict] = []
+    ch_only: list[dict] = []
     for code, n in index.pop_due(index.warn, now_ms, inclusive=True):
         events = get_events(code)
         if not events or len(events) != n:

@@ -159,11 +159,11 @@ async def prepare_dossier_batch(rt, messages, generation=None) -> PreparedDossie
         current = overlay.get(key)
         if current is None:
             current = table_get(key)
-        merged, fresh, d = merge_fresh(current, compacts)
-        dups += d
+        merged, fresh, dup = merge_fresh(current, compacts)
+        dups += dup
         if not fresh:
             continue
-        if d:  # the sources of the events applied (merge_fresh keeps the compact objects)
+        if dup:  # the sources of the events applied (merge_fresh keeps the compact objects)
             applied_ids = set(map(id, fresh))
             sources = [src for c, src in zip(compacts, sources) if id(c) in applied_ids]
         for ev, m, c in sources:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from importlib import metadata
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -54,11 +54,12 @@ PRIVATE_NAMES = {
         "_drain_messages", "_wait_next_records", "_to_message", "_add_gap", "_commit",
         "_committed_offset", "_acked_index", "_acked", "_unacked_messages", "_n_acked",
         "_waiting_for_ack", "_read_offset", "_commit_every", "_buffered_partitions",
-        "_paused_partitions", "_stopped"),
+        "_paused_partitions", "_stopped", "on_buffer_drop", "flow_active", "suspend_flow"),
     "faust.App": ("_new_transport",),
     "faust.Table": ("data",),
     "faust.stores.memory.Store": ("data",),
-    "faust.transport.producer.Producer": ("_ensure_producer",),
+    "faust.transport.drivers.aiokafka.Producer": ("_ensure_producer",),
+    "faust.tables.manager.TableManager": ("recovery",),
     "faust.types.tuples": ("ack_lock",),
     "mode.utils.futures": ("notify",),
 }
@@ -98,8 +99,8 @@ def untrack(consumer: Any, messages) -> None:
 class ConsumerView:
     """What the worker reads of Faust's consumer and app state (read-only, plus one resume)."""
 
-    def __init__(self, app: faust.App):
-        self.app = app
+    def __init__(self, app: Any):
+        self.app: Any = app
 
     def committed(self, tp) -> int | None:
         value = self.app.consumer._committed_offset.get(tp)
@@ -187,13 +188,13 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                  if tp.topic in inboxes and not self._read_offset.get(tp)}
         if fresh:
             await self.seek_wait(fresh)
-        if self.app.trace_offsets:
+        if getattr(self.app, "trace_offsets", False):
             log.info("trace seek to committed: %s", {f"{tp.topic}:{tp.partition}": o
                                                      for tp, o in self._read_offset.items()})
 
     async def _commit(self, offsets) -> bool:
         ok = await super()._commit(offsets)
-        if self.app.trace_offsets:
+        if getattr(self.app, "trace_offsets", False):
             log.info("trace commit %s: %s", ok, {f"{tp.topic}:{tp.partition}": o for tp, o in offsets.items()})
         return ok
 
@@ -207,6 +208,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         acks_enabled_for = self.app.topics.acks_enabled_for
         commit_every = self._commit_every
         track = self._unacked_messages.add
+        trace = getattr(self.app, "trace_offsets", False)
+        records: Any
+        recs: Any
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
@@ -250,7 +254,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                             await self.wait_first(callback(to_message(tp, r)), self.suspend_flow.wait())
                             read_offset[tp] = r.offset
                     else:
-                        if self.app.trace_offsets:
+                        if trace:
                             log.info("trace deliver gen %s %s:%d %d..%d (read offset %s)", generation, tp.topic,
                                      tp.partition, recs[0].offset, recs[-1].offset, r_offset)
                         msgs = [to_message(tp, r) for r in recs]
@@ -341,20 +345,21 @@ class DurableTable(faust.Table):
         from streams.changelog import send_in_batches
         data = self.data
         topic, serializer = self.changelog_topic.get_topic_name(), self.value_serializer
+        encode: Callable[[Any], bytes]
         if serializer == "json":
             # what Faust's json codec writes for these values (orjson's bytes), without its
             # codec lookup and layers per record
             import orjson
             encode = orjson.dumps
         else:
-            def encode(value):
+            def encode(value: Any) -> bytes:
                 return dumps(serializer, value)
         records: dict[int, list] = {}
         for key, value, partition in items:
             data[key] = value
             records.setdefault(partition, []).append((key, encode(value)))
         # the aiokafka producer under Faust's (the app's transport is always aiokafka)
-        producer = self.app.producer._ensure_producer()
+        producer = cast(Any, self.app.producer)._ensure_producer()
         sent = []
         for partition, recs in records.items():
             sent += await send_in_batches(producer, topic, partition, recs)

@@ -34,7 +34,7 @@ class Batch:
 
     __slots__ = ("messages", "generation", "epoch")
 
-    def __init__(self, messages: list, generation: int, epoch: int = 0):
+    def __init__(self, messages: list, generation: int | None, epoch: int = 0):
         self.messages = messages
         self.generation = generation
         self.epoch = epoch
@@ -52,7 +52,7 @@ class Inbox:
         self.topic_name = topic_name
         self.max_buffered = max(1, int(max_buffered))
         self._messages: collections.deque = collections.deque()
-        self._generation = None
+        self._generation: int | None = None
         self._epoch = 0           # +1 at every clear (revocation): what came before is void
         self._ready = asyncio.Event()
         self._space = asyncio.Event()

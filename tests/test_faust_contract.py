@@ -1,0 +1,71 @@
+"""The private parts of faust-streaming / mode that streams.faust_adapter relies on are
+still there, with the shape relied on. A faust-streaming or mode upgrade that renames or
+changes any of them fails here, not silently in production (input was lost twice in
+this layer before it was fenced)."""
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+from pulse.config import Settings
+from streams import faust_adapter
+from streams.app import faust_app
+
+
+def _owner(path: str):
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return importlib.import_module(path)
+
+
+@pytest.fixture(scope="module")
+def consumer():
+    app = faust_app(Settings())
+    return app._new_consumer()
+
+
+@pytest.mark.parametrize("owner,name", [(o, n) for o, names in faust_adapter.PRIVATE_NAMES.items() for n in names])
+def test_every_private_name_the_adapter_uses_exists(owner, name, consumer):
+    obj = _owner(owner)
+    if owner.endswith("aiokafka.Consumer"):
+        obj = consumer           # instance attributes (offset books) exist only on an instance
+    if owner in ("faust.Table", "faust.stores.memory.Store"):
+        # ``data``: the table's store and the memory store's dict (set in __init__)
+        app = faust_app(Settings())
+        table = app.Table("contract-check", default=None)
+        obj = table if owner == "faust.Table" else table.data
+    assert hasattr(obj, name), f"{owner}.{name} is gone: streams.faust_adapter must be revisited"
+
+
+def test_the_shapes_the_adapter_relies_on(consumer):
+    from faust.transport.drivers import aiokafka as fa
+    # the fetch loop it replaces, and the calls it makes inside it
+    assert list(inspect.signature(fa.Consumer._drain_messages).parameters) == ["self", "fetcher"]
+    assert list(inspect.signature(fa.Consumer._wait_next_records).parameters) == ["self", "timeout"]
+    assert list(inspect.signature(fa.Consumer._to_message).parameters) == ["self", "tp", "record"]
+    assert list(inspect.signature(fa.Consumer._add_gap).parameters) == ["self", "tp", "offset_from", "offset_to"]
+    assert list(inspect.signature(fa.Consumer._commit).parameters) == ["self", "offsets"]
+    # ack_many copies Consumer.ack's bookkeeping: its books are the types it updates
+    assert isinstance(consumer._unacked_messages, (set, type(consumer._unacked_messages)))
+    assert hasattr(consumer._unacked_messages, "discard") and hasattr(consumer._unacked_messages, "add")
+    assert isinstance(consumer._n_acked, int)
+    src = inspect.getsource(type(consumer).__mro__[2].ack) if hasattr(type(consumer).__mro__[2], "ack") else ""
+    base_ack = inspect.getsource(importlib.import_module("faust.transport.consumer").Consumer.ack)
+    for used in ("_committed_offset", "_acked_index", "_acked", "_unacked_messages", "_n_acked",
+                 "_waiting_for_ack", "ack_lock", "acks_enabled_for"):
+        assert used in base_ack or used in src, f"Consumer.ack no longer uses {used}: re-check ack_many"
+    # the app builds its transport through _new_transport, whose Consumer class we swap
+    app = faust_app(Settings())
+    assert app._new_consumer().__class__ is faust_adapter.BatchingConsumer
+
+
+def test_an_untested_version_is_refused_with_a_clear_message():
+    faust_adapter.check_versions()       # the pinned ones pass
+    with pytest.raises(faust_adapter.UntestedVersion, match=r"faust-streaming 0\.16\.0.*TESTED"):
+        faust_adapter.check_versions({"faust-streaming": "0.16.0", "mode-streaming": "0.7.1", "aiokafka": "0.14.0"})
+    with pytest.raises(faust_adapter.UntestedVersion, match="mode-streaming 0.8.0"):
+        faust_adapter.check_versions({"faust-streaming": "0.15.3", "mode-streaming": "0.8.0", "aiokafka": "0.14.0"})
