@@ -55,15 +55,24 @@ class Sinks:
         from sinks.writer import ClickHouseSink
         t = settings.tunables
 
-        def sink(table: str, max_rows: int = 20_000):
+        def sink(table: str, max_rows: int = 20_000, on_refused=None):
             return ClickHouseSink(lambda: get_client(settings), table, TABLE_COLUMNS[table],
                                   key_columns=SINK_KEYS[table], max_rows=max_rows, max_seconds=0.2,
                                   max_buffer_rows=max(100_000, 4 * max_rows),
                                   min_interval_s=t.sink_min_interval_s, busy_interval_s=t.sink_busy_interval_s,
-                                  busy_rows_per_s=t.sink_busy_rows_per_s, name=table)
-        return cls(dossier_events=sink("dossier_events"), dossier_state=sink("dossier_state"),
-                   ratings=sink("ratings"), dead_letters=sink("dead_letters", 5000), alerts=sink("alerts", 5000),
-                   dq_results=sink("dq_results", 5000), pipeline_metrics=sink("pipeline_metrics", 5000))
+                                  busy_rows_per_s=t.sink_busy_rows_per_s, name=table, on_refused=on_refused)
+        # The dead-letter table's own refusals are not dead-lettered (that would loop): its
+        # sink blocks and retries as before, and says so in the log.
+        dead = sink("dead_letters", 5000)
+
+        def refused(table: str):
+            return lambda rows, message: dead.write(refused_dead_letters(table, rows, message), wait=True)
+        return cls(dossier_events=sink("dossier_events", on_refused=refused("dossier_events")),
+                   dossier_state=sink("dossier_state", on_refused=refused("dossier_state")),
+                   ratings=sink("ratings", on_refused=refused("ratings")), dead_letters=dead,
+                   alerts=sink("alerts", 5000, on_refused=refused("alerts")),
+                   dq_results=sink("dq_results", 5000, on_refused=refused("dq_results")),
+                   pipeline_metrics=sink("pipeline_metrics", 5000, on_refused=refused("pipeline_metrics")))
 
 
 class Runtime:
@@ -107,6 +116,34 @@ class Runtime:
         """Overdue alerts are for deadlines passing now, not for a month of history replayed."""
         from datetime import timedelta
         return deadline >= now - timedelta(minutes=self.settings.alert_window_minutes)
+
+
+REFUSED_RULE = "sink.refused"
+
+
+def refused_dead_letters(table: str, rows, message: str) -> list:
+    """Dead-letter rows for rows ClickHouse refused (sinks.writer's ``on_refused``): rule
+    ``sink.refused``, the server's message as the reason, the row as JSON as the raw bytes.
+    Keyed by the row's own key (sinks.rows.SINK_KEYS) in a pseudo-topic ``clickhouse.TABLE``
+    (dead_letters is ordered by topic, partition, offset): a replay after a crash writes the
+    same dead letter again, and ReplacingMergeTree keeps one."""
+    import hashlib
+
+    import orjson
+
+    from sinks.rows import SINK_KEYS, TABLE_COLUMNS, dead_letter_row
+    columns = TABLE_COLUMNS[table]
+    key_at = [columns.index(c) for c in SINK_KEYS[table]]
+    out = []
+    for row in rows:
+        values = list(row.values()) if isinstance(row, dict) else list(row)
+        key = "|".join(str(values[i]) for i in key_at)
+        offset = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=7).digest(), "big")
+        raw = orjson.dumps(dict(zip(columns, values)), default=str)
+        out.append(dead_letter_row(topic=f"clickhouse.{table}", partition=0, offset=offset, raw=raw,
+                                   rules=[REFUSED_RULE], reasons=[message], kind=table,
+                                   dead_letter_id=f"{REFUSED_RULE}:{table}:{key}"))
+    return out
 
 
 def check_row_layouts(settings: Settings) -> None:
