@@ -1,6 +1,6 @@
 # motcua-pulse — local stack and tests. See README.md.
 #   make up      install what is missing, start every part, print where to look
-#   make test    install everything and run every test (unit, integration, browser)
+#   make test    install everything, lint (ruff, mypy) and run every test (unit, integration, browser)
 #   make down | make status | make bench | make install
 
 SHELL := /bin/bash
@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 SUPERSET_STAMP := .venv-superset/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: up down status test test-unit bench install install-system install-superset clean-state
+.PHONY: up down status lint test test-unit bench install install-system install-superset clean-state
 
 up: install
 	@$(PY) -m deploy.local.stack up
@@ -22,7 +22,12 @@ down:
 status:
 	@$(PY) -m deploy.local.stack status
 
-test: install
+# ruff and mypy, configured in pyproject.toml
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: install lint
 	@mkdir -p artifacts
 	$(PY) -m pytest -ra -p no:cacheprovider $(PYTEST_ARGS)
 
