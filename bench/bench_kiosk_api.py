@@ -36,8 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-
 VN = timezone(timedelta(hours=7))
 MAX_SECONDS = 600
 

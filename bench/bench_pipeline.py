@@ -288,7 +288,7 @@ def profile_batch_path(n_events: int = 20_000) -> str:
     base = datetime.now(VN) - timedelta(days=3)
     i = 0
     while len(msgs) < n_events:
-        for key, value in factory.lifecycle(i, base + timedelta(seconds=i), timedelta(hours=3)):
+        for _key, value in factory.lifecycle(i, base + timedelta(seconds=i), timedelta(hours=3)):
             msgs.append(Msg("p.dossier-events", i % 4, len(msgs), value, time.time()))
         i += 1
     random.Random(1).shuffle(msgs)

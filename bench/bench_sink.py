@@ -289,8 +289,8 @@ def generate(settings, n_events: int) -> None:
     state_cols = ("dossier_code, unit_code, procedure_code, procedure_field, channel, status, submitted_at, received_at, "
                   "promised_at, finished_at, closed_at, outcome, resolution_working_days, is_open, overdue, digitised, "
                   "paid_online, vneid, electronic_result, first_event_time, last_event_time, version")
-    base = (f"concat('D', toString(d)), units[1 + cityHash64(d, 1) % length(units)], procs[1 + d % length(procs)], "
-            f"flds[1 + d % length(procs)], 1 + d % 3")
+    base = ("concat('D', toString(d)), units[1 + cityHash64(d, 1) % length(units)], procs[1 + d % length(procs)], "
+            "flds[1 + d % length(procs)], 1 + d % 3")
     c.command(with_ + f"""
         INSERT INTO dossier_state ({state_cols})
         SELECT {base}, 4, {recv} - toIntervalMinute(5), {recv}, {recv} + toIntervalDay(5), NULL, NULL, '', NULL, 1,
@@ -315,7 +315,7 @@ def generate(settings, n_events: int) -> None:
                if(number % 3 = 0, map('officer', toUInt8(1 + number % 5), 'time', toUInt8(1 + number % 4)), map()),
                'motcua.kiosk-rating', 0, toInt64(number)
         FROM numbers({n_ratings})""")
-    c.command(f"""
+    c.command("""
         INSERT INTO dead_letters (dead_letter_id, topic, partition, offset, source_system, kind, rules, reasons, raw, raw_size, received_at, updated_at)
         SELECT toString(number), 'motcua.dossier-status', toInt32(number % 6), toInt64(number), 'mc', 'dossier',
                [['contract.required', 'dq.unknown_unit', 'dq.future_time'][1 + number % 3]], ['x'], 'raw', 3,

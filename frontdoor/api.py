@@ -42,7 +42,6 @@ import time
 from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
@@ -53,7 +52,7 @@ from pydantic.json_schema import models_json_schema
 
 from frontdoor import dvcqg
 from frontdoor.credentials import AuthError, Credential, CredentialStore
-from frontdoor.publisher import AsyncPublisher, PublishError, kafka_reachable
+from frontdoor.publisher import AsyncPublisher, kafka_reachable
 from pulse.config import Settings
 from pulse.topics import DOSSIER_EVENTS, RATINGS
 from schemas import codec

@@ -30,7 +30,7 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS)
 
 def consumer_lag(settings: Settings, group_id: str) -> dict[str, int]:
     """Messages not yet consumed by ``group_id``, per topic (summed over partitions)."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
     try:
         committed = admin.list_group_offsets(group_id).get(group_id, {})

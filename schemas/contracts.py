@@ -14,9 +14,8 @@ future, lifecycle transitions) are data rules and live in ``expectations/``.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from enum import IntEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 

@@ -11,7 +11,6 @@ import argparse
 import json
 from pathlib import Path
 
-from pydantic import BaseModel
 
 from schemas.contracts import (DOSSIER_CONTRACT, DOSSIER_CONTRACT_VERSION, RATING_CONTRACT,
                                RATING_CONTRACT_VERSION, DossierEvent, KioskRating)

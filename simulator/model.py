@@ -445,7 +445,7 @@ class _Lifecycle:
         # the minutes between reception and the handler's start count as work already done
         t, done, rounds, wait_total = start, min(cal.working_days_between(received, start), work * 0.5), [], 0.0
         promised_now = promised
-        for i in range(rounds_n if end_kind is None else 0):
+        for _ in range(rounds_n if end_kind is None else 0):
             part = (work - done) * rng.uniform(0.2, 0.6)
             t = cal.add_working_days(t, part)
             done += part

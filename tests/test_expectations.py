@@ -559,7 +559,7 @@ def _mutate(d, kind, rnd, units, procs):
             # supplement rounds and a refusal, at times before and after everything else
             base = datetime.fromisoformat(d["event_time"])
 
-            def near():
+            def near(base: datetime = base) -> str:
                 return (base + timedelta(hours=rnd.choice([-30, -2, 0, 1e-9, 2, 300]))).isoformat()
             d["supplements"] = [{"requested_at": near(), **({"resumed_at": near()} if rnd.random() < 0.6 else {})}
                                 for _ in range(rnd.choice([1, 1, 2]))]

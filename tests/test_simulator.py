@@ -96,7 +96,7 @@ def test_lifecycles_are_plausible(baseline):
     for ev in events:
         if ev.topic == DOSSIER_TOPIC:
             by_dossier[ev.key].append(decode(ev))
-    for code, evs in list(by_dossier.items())[:3000]:
+    for evs in list(by_dossier.values())[:3000]:
         statuses = [e.status for e in evs]
         assert statuses[0] in (1, 2, 3), statuses  # 3: refused at the counter on reception
         if 9 in statuses and 10 in statuses:
@@ -165,10 +165,12 @@ def test_unit_falling_behind_and_kiosk_silent(baseline):
     kiosk = "KIOSK-000.00.01.H24-1"  # Sở Tư pháp's kiosk
     cfg, events, _ = run(anomalies=(Anomaly.parse(f"unit_falling_behind:{unit}"), Anomaly.parse(f"kiosk_silent:{kiosk}")))
     # other units untouched (each dossier has its own random stream)
-    other = lambda evs: [(e.id, e.value) for e in evs if e.unit_code not in (unit, "000.00.01.H24")]
+    def other(evs):
+        return [(e.id, e.value) for e in evs if e.unit_code not in (unit, "000.00.01.H24")]
     assert other(events) == other(base_events)
     # the unit's dossiers go late, increasingly
-    late = lambda evs: sum(e.judgement == "late" for e in evs if e.unit_code == unit)
+    def late(evs):
+        return sum(e.judgement == "late" for e in evs if e.unit_code == unit)
     assert late(events) > 3 * max(1, late(base_events))
     # the kiosk goes quiet at the window's midpoint
     mid = datetime.combine(cfg.start, datetime.min.time(), VIETNAM_TZ) + timedelta(days=cfg.days / 2)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,18 +15,17 @@ import pytest
 from schemas.codec import encode
 from schemas.contracts import DossierEvent, KioskRating
 from schemas.reference import load_reference
-from dataclasses import fields
 
 from pulse.config import Settings
 from sinks.rows import DOSSIER_STATE_COLUMNS
 from streams.checkpoint import BatchLoop, Rebalanced, process_batch
-from streams.core import DossierLogic, compact, merge
+from streams.core import compact, merge
 from streams.dossiers import prepare_dossier_batch
 from streams.inbox import Inbox
 from streams.metrics import GC_CLOCK, Metrics
 from streams.ratings import prepare_rating_batch
 from streams.runtime import Runtime
-from tests.support.inmemory import FakeTable, Msg, make_runtime
+from tests.support.inmemory import Msg, make_runtime
 
 VN = timezone(timedelta(hours=7))
 NOW = datetime.now(VN).replace(microsecond=0)

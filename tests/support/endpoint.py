@@ -62,10 +62,10 @@ class EndpointHandle:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as e:
                 self.proc.kill()
                 self.proc.wait(10)
-                raise RuntimeError(f"endpoint did not stop on SIGTERM within {timeout}s\n{self.log()}")
+                raise RuntimeError(f"endpoint did not stop on SIGTERM within {timeout}s\n{self.log()}") from e
         return self.proc.returncode
 
     def kill(self) -> int:
