@@ -205,6 +205,10 @@ class Settings:
 
     # Domain configuration (values marked "lead" in DOMAIN.md belong here, not in code).
     timezone: str = env("PULSE_TIMEZONE", "Asia/Ho_Chi_Minh")
+    # How a supplement round moves the deadline (rules.timeliness.SupplementReading, docs/RULES.md):
+    # "shift_by_wait" (the first promise + the working time waited; the official reading,
+    # the default) or "new_promise" (the unit's NgayHenTraMoi). Stored with every judgement.
+    supplement_reading: str = env("SUPPLEMENT_READING", "shift_by_wait")
     early_min_working_days: float = env("EARLY_MIN_WORKING_DAYS", 1.0)  # finished at least this many working days before NgayHenTra
     future_tolerance_s: float = env("FUTURE_TOLERANCE_S", 300.0)         # events more than this in the future are rejected
     overdue_warning_hours: float = env("OVERDUE_WARNING_HOURS", 24.0)     # "about to pass its promised date" lead time
@@ -233,7 +237,16 @@ class Settings:
                 values[f.name] = WorkerTunables.from_json(raw, name)
             else:
                 values[f.name] = _convert(hints[f.name], raw, name)
-        return cls(**values)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Values whose type is right but whose value is not one of the allowed ones."""
+        from rules.timeliness import SupplementReading
+        allowed = [r.value for r in SupplementReading]
+        if self.supplement_reading not in allowed:
+            raise SettingsError(f"SUPPLEMENT_READING={self.supplement_reading!r}: expected one of {allowed}")
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)

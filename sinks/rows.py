@@ -38,7 +38,7 @@ DOSSIER_STATE_COLUMNS = [
     "dossier_code", "unit_code", "procedure_code", "procedure_field", "channel", "status",
     "submitted_at", "received_at", "promised_at", "finished_at", "returned_at", "refused_at",
     "closed_at", "supplement_rounds", "supplement_wait_working_days", "outcome",
-    "resolution_working_days", "is_open", "overdue", "digitised", "paid_online", "vneid",
+    "resolution_working_days", "is_open", "overdue", "deadline", "deadline_reading", "digitised", "paid_online", "vneid",
     "electronic_result", "first_event_time", "last_event_time", "version", "updated_at",
 ]
 

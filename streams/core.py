@@ -32,7 +32,7 @@ from rules.lifecycle import (FLAG_DIGITISED as F_DIGITISED, FLAG_ERESULT as F_ER
                              ROW_PROCEDURE as PROC, ROW_PROMISED as PROM, ROW_RECEIVED as REC,
                              ROW_REFUSED as REF, ROW_RETURNED as RET, ROW_STATUS as STATUS,
                              ROW_SUBMITTED as SUB, ROW_SUPPLEMENTS as SUPP, ROW_TIME as TIME, ROW_UNIT as UNIT)
-from rules.timeliness import Judgement, Outcome, is_overdue, judge
+from rules.timeliness import Judgement, judge
 
 VN = timezone(timedelta(hours=7))
 
@@ -146,10 +146,12 @@ class DossierLogic:
     """Judges dossiers. ``legal_days(procedure_code)`` gives the procedure's legal working days."""
 
     def __init__(self, calendar, *, early_min_working_days: float = 1.0,
-                 legal_days: Callable[[str], float | None] = lambda code: None):
+                 legal_days: Callable[[str], float | None] = lambda code: None,
+                 supplement_reading: str = "shift_by_wait"):
         self.calendar = calendar
         self.early_min = early_min_working_days
         self.legal_days = legal_days
+        self.supplement_reading = supplement_reading
 
     @classmethod
     def from_settings(cls, settings, calendar=None, reference=None) -> "DossierLogic":
@@ -167,7 +169,8 @@ class DossierLogic:
         def legal_days(code: str) -> float | None:
             p = procs.get(code)
             return float(p.legal_working_days) if p is not None and p.legal_working_days else None
-        return cls(calendar, early_min_working_days=settings.early_min_working_days, legal_days=legal_days)
+        return cls(calendar, early_min_working_days=settings.early_min_working_days, legal_days=legal_days,
+                   supplement_reading=settings.supplement_reading)
 
     def state(self, code: str, events: Sequence[list], now: datetime,
               updated_at: datetime | None = None) -> DossierState:
@@ -177,8 +180,8 @@ class DossierLogic:
         if f is None:
             raise ValueError(f"dossier {code}: no events to judge")
         j = judge(f, self.calendar, early_min_working_days=self.early_min,
-                  legal_working_days=self.legal_days(f.procedure_code))
-        overdue = is_overdue(f, j, now)
+                  legal_working_days=self.legal_days(f.procedure_code), supplement_reading=self.supplement_reading)
+        overdue = j.overdue_at(now)
         return self._state(f, j, overdue, updated_at or now)
 
     def _state(self, f: DossierFacts, j: Judgement, overdue: bool, updated_at: datetime) -> DossierState:
@@ -201,7 +204,8 @@ STATE_COLUMN_VALUES = {
     "supplement_wait_working_days": "round(j.wait_working_days, 4)",
     "outcome": "j.outcome.value",
     "resolution_working_days": "None if j.resolution_working_days is None else round(j.resolution_working_days, 4)",
-    "is_open": "f.is_open", "overdue": "overdue", "digitised": "f.digitised", "paid_online": "f.paid_online > 0",
+    "is_open": "f.is_open", "overdue": "overdue", "deadline": "j.deadline", "deadline_reading": "j.reading",
+    "digitised": "f.digitised", "paid_online": "f.paid_online > 0",
     "vneid": "f.vneid", "electronic_result": "f.electronic_result", "first_event_time": "f.first_event_time",
     "last_event_time": "f.last_event_time", "version": "version", "updated_at": "updated_at",
 }

@@ -149,13 +149,10 @@ def refused_dead_letters(table: str, rows, message: str) -> list:
 def check_row_layouts(settings: Settings) -> None:
     """The rows the sinks write match the tables ClickHouse has (DESCRIBE), or start fails
     naming the table and the columns (sinks.rows)."""
-    from sinks import rows
-    check = getattr(rows, "check_layouts", None)
-    if check is None:
-        return
     from sinks.client import database_of, get_client
+    from sinks.layout import check_layouts
     client = get_client(settings)
     try:
-        check(client, database_of(settings))
+        check_layouts(client, database_of(settings))
     finally:
         client.close()

@@ -47,7 +47,7 @@ def reference_state(code, events, now, cal, legal_days):
         f.submitted_at, f.received_at, f.promised_at, f.finished_at, f.returned_at, f.refused_at,
         closed_at, len(f.rounds), round(j.wait_working_days, 4), j.outcome.value,
         None if j.resolution_working_days is None else round(j.resolution_working_days, 4),
-        f.is_open, overdue, f.digitised, f.paid_online > 0, f.vneid, f.electronic_result,
+        f.is_open, overdue, j.deadline, j.reading, f.digitised, f.paid_online > 0, f.vneid, f.electronic_result,
         f.first_event_time, f.last_event_time, version, now,
     ]
     return f, j, overdue, version, row
