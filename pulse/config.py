@@ -92,6 +92,11 @@ class WorkerTunables:
     # size (0.32 s for 1,000 rows, 0.37 s for 5,000, 0.42 s for 10,000, measured), so the
     # cadence is what costs: one run per 5 s was 6-11 µs of CPU per event in a two-worker
     # run at 17,600 events/s.
+    # An illegal status transition is alerted only if still there this long after it was seen
+    # (streams.transitions): a late-syncing unit system sends an event before its
+    # predecessor, and the gap heals when the predecessor arrives. 10 minutes covers the
+    # sync intervals of the one-stop systems we know (every 1-5 minutes); 0 = alert at once.
+    illegal_transition_grace_s: float = 600.0
     gx_batch_rows: int = 10_000
     gx_batch_seconds: float = 10.0
     gx_min_interval_s: float = 30.0

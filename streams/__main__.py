@@ -34,7 +34,7 @@ def gc_thresholds(spec: str) -> tuple[int, int, int]:
         values = ()
     if len(values) != 3 or min(values) < 1:
         raise SystemExit(f"PULSE_GC_THRESHOLD={spec!r}: expected three positive integers, e.g. 500000,10,100")
-    return values  # type: ignore[return-value]
+    return (values[0], values[1], values[2])
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ from streams.inbox import Inbox
 from streams.metrics import metric_rows, partition_lags
 from streams.ratings import prepare_rating_batch
 from streams.runtime import Outputs, Runtime
+from streams.transitions import confirm
 from streams.watchdog import Watchdog
 
 log = logging.getLogger("motcua.streams")
@@ -156,7 +157,8 @@ class Pulse:
 
         @app.timer(interval=t.overdue_scan_interval_s)
         async def mark_overdue_dossiers():
-            """Open dossiers whose promised date passes become overdue now, without another event."""
+            """Open dossiers whose deadline passes become overdue now, without another event;
+            illegal transitions still there after their grace period are alerted."""
             rt = self.runtime
             if rt is None or not self.view.recovered():
                 return
@@ -164,9 +166,17 @@ class Pulse:
             gen = app.consumer_generation_id
             if rt.deadlines.generation != gen:
                 now = datetime.now(UTC)
-                held = (rt.logic.state(k.decode() if isinstance(k, bytes) else k, ev, now)
-                        for k, ev in list(table.items()) if ev)
-                n = rt.deadlines.rebuild(held, now)
+                # one pass over the dossiers held (a state at a time: all of them at once
+                # would be ~1 KiB per dossier), feeding both indexes
+                rt.transitions.rebuild((), now)
+
+                def held():
+                    for k, ev in list(table.items()):
+                        if ev:
+                            st = rt.logic.state(k.decode() if isinstance(k, bytes) else k, ev, now)
+                            rt.transitions.consider(st, now)
+                            yield st
+                n = rt.deadlines.rebuild(held(), now)
                 rt.deadlines.generation = gen
                 # what the table holds now lives on: keep it out of the cyclic GC's scans
                 gc.collect()
@@ -174,7 +184,9 @@ class Pulse:
                 rt.ready = True
                 log.info("pulse: worker ready (generation %s, %d partitions, %d open dossiers with a deadline)",
                          gen, len(app.consumer.assignment()), n)
-            rows, alerts, ch_only = scan(rt, lambda code: table.get(code.encode()), datetime.now(UTC))
+            now = datetime.now(UTC)
+            rows, alerts, ch_only = scan(rt, lambda code: table.get(code.encode()), now)
+            alerts += confirm(rt, lambda code: table.get(code.encode()), now)
             if rows or alerts or ch_only:
                 await write_all([(rt.sinks.dossier_state, rows), (rt.sinks.alerts, alerts + ch_only)])
                 await send_alerts(self.outputs.alerts, alerts)

@@ -37,7 +37,7 @@ class DeadlineIndex:
         now_ms = to_ms(now)
         self.overdue, self.warn = [], []
         n = 0
-        for st in states:
+        for st in states:      # an iterable: the caller may compute each state as it goes
             if not st.facts.is_open or st.judgement.deadline is None:
                 continue
             self.overdue.append((st.deadline_ms, st.code, st.facts.event_count))

@@ -62,6 +62,7 @@ class PreparedDossierBatch:
         self.updates, self.states, self.alerts, self.tickets = updates, states, alerts, tickets
         self.now, self.t0, self.times, self.counts = now, t0, times, counts
         self.latest_ms = latest_ms   # (topic, partition) -> newest accepted event time (ms)
+        self.to_watch: list = []     # states with an illegal transition, watched once the batch is in the table
 
     def _leave_overlay(self) -> None:
         """Remove this batch's states from the overlay, unless a later batch replaced them."""
@@ -96,6 +97,8 @@ class PreparedDossierBatch:
                                                          value=json.dumps(st.row, default=str).encode()))
         for st in self.states:
             rt.deadlines.track(st)
+        for st in self.to_watch:
+            rt.transitions.watch(st, self.now)
 
         m = rt.metrics
         t4 = time.monotonic()
@@ -148,7 +151,7 @@ async def prepare_dossier_batch(rt, messages, generation=None) -> PreparedDossie
         if c[ROW_TIME] > latest.get(tp, -1 << 62):
             latest[tp] = c[ROW_TIME]
 
-    event_rows, state_rows, alerts, updates, states = [], [], [], [], []
+    event_rows, state_rows, alerts, updates, states, to_watch = [], [], [], [], [], []
     dups = 0
     overlay = rt.overlay.sets
     table_get = rt.outputs.table.reader()
@@ -171,8 +174,11 @@ async def prepare_dossier_batch(rt, messages, generation=None) -> PreparedDossie
         st = rt.logic.state(code, merged, now)
         state_rows.append(st.row)
         if st.facts.illegal_transitions and {c[ROW_ID] for c in compacts}.intersection(st.facts.illegal_event_ids):
-            rt.metrics.illegal_transitions += 1
-            alerts.append(illegal_transition_alert(st, now))
+            if rt.transitions.grace_ms <= 0:
+                rt.metrics.illegal_transitions += 1
+                alerts.append(illegal_transition_alert(st, now))
+            else:
+                to_watch.append(st)     # alerted only if still illegal after the grace period
         if st.overdue and rt.alert_fresh(st.judgement.deadline, now):
             alerts.append(deadline_alert("overdue", st, now))
         updates.append((key, merged, ctx))
@@ -184,5 +190,7 @@ async def prepare_dossier_batch(rt, messages, generation=None) -> PreparedDossie
     s = rt.sinks
     tickets = await start_writes([(s.dossier_events, event_rows), (s.dossier_state, state_rows),
                                   (s.dead_letters, dl_rows), (s.alerts, alerts)])
-    return PreparedDossierBatch(rt, messages, accepted, dead, updates, states, alerts, tickets, now, t0,
-                                (t1, t2), (dups, len(event_rows)), latest)
+    prepared = PreparedDossierBatch(rt, messages, accepted, dead, updates, states, alerts, tickets, now, t0,
+                                    (t1, t2), (dups, len(event_rows)), latest)
+    prepared.to_watch = to_watch
+    return prepared

@@ -60,7 +60,8 @@ class Metrics:
         self.freshness_ms: dict = {}            # (topic, partition) -> now - max event_time at write
         self.duplicates = 0
         self.dead_letters = 0
-        self.illegal_transitions = 0
+        self.illegal_transitions = 0            # confirmed after the grace period (streams.transitions)
+        self.illegal_transitions_healed = 0     # healed within it (a predecessor arrived late)
         self.applied = 0
         self.ratings = 0
         self.rating_duplicates = 0

@@ -19,6 +19,7 @@ from streams.dossiers import Overlay
 from streams.metrics import Metrics
 from streams.quality import GxScheduler
 from streams.ratings import RatingIds
+from streams.transitions import TransitionWatch
 
 log = logging.getLogger("motcua.streams.runtime")
 
@@ -92,6 +93,7 @@ class Runtime:
         self.worker_name = worker_name or f"{socket.gethostname()}:{os.getpid()}"
         self.started_at = datetime.now(timezone.utc)
         self.deadlines = DeadlineIndex(settings.overdue_warning_hours)
+        self.transitions = TransitionWatch(settings.tunables.illegal_transition_grace_s)
         self.quality = GxScheduler(settings.tunables)
         self.ratings = RatingIds(settings.tunables.rating_recent_ids)
         self.overlay = Overlay()

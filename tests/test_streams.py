@@ -124,7 +124,9 @@ def test_out_of_order_arrival_gives_the_state_of_event_time_order(rt):
     assert versions == sorted(versions)
 
 
-def test_illegal_transition_is_flagged_with_an_alert_not_applied(rt):
+def test_illegal_transition_is_flagged_with_an_alert_not_applied():
+    rt = make_runtime(Settings().with_tunables(illegal_transition_grace_s=0))     # alert at once
+    rt.quality.maybe_run = lambda dq_sink, force=False: None
     evs = dossier_events("D-4", NOW - timedelta(days=2))
     late = DossierEvent(event_id="D-4-event-9", event_time=NOW - timedelta(hours=1), status=4, source_system="test",
                         dossier_code="D-4", procedure_code=PROC.code, procedure_field=PROC.field_code,
@@ -134,6 +136,41 @@ def test_illegal_transition_is_flagged_with_an_alert_not_applied(rt):
     assert state_of(state)["status"] == 9             # still finished
     assert [a["kind"] for a in rt.sinks.alerts.rows] == ["illegal_transition"]
     assert "không hợp lệ" in rt.sinks.alerts.rows[0]["message"]
+    assert rt.metrics.illegal_transitions == 1
+
+
+def test_an_illegal_transition_is_alerted_only_if_still_there_after_the_grace_period(rt):
+    """A late sync: the dossier's 'finished' arrives before its 'received' (1 -> 9 looks
+    illegal until the 2 arrives). Healed within the grace period: no alert, counted as healed.
+    A real one (a 4 after the 9): alerted once its grace period is over."""
+    from streams.transitions import confirm
+    table = rt.outputs.table
+    t0 = NOW - timedelta(days=2)
+    common = dict(source_system="test", dossier_code="D-LATE", procedure_code=PROC.code,
+                  procedure_field=PROC.field_code, unit_code=UNIT.code)
+    evs = [DossierEvent(event_id="D-LATE-1", event_time=t0, status=1, submitted_at=t0, **common),
+           DossierEvent(event_id="D-LATE-2", event_time=t0 + timedelta(hours=1), status=2,
+                        received_at=t0 + timedelta(hours=1), promised_at=t0 + timedelta(days=5), **common),
+           DossierEvent(event_id="D-LATE-3", event_time=t0 + timedelta(hours=3), status=9,
+                        finished_at=t0 + timedelta(hours=3), **common)]
+    run(process_dossier_batch(rt, as_messages([evs[0], evs[2]])))          # 1 -> 9: the 2 is late
+    assert rt.sinks.alerts.rows == [] and len(rt.transitions.heap) == 1
+    run(process_dossier_batch(rt, as_messages([evs[1]], 2)))               # ... and arrives: 1 -> 2 -> 9
+    later = datetime.now(timezone.utc) + timedelta(seconds=rt.tunables.illegal_transition_grace_s + 1)
+    assert confirm(rt, lambda code: table.get(code.encode()), later) == []
+    assert rt.metrics.illegal_transitions == 0 and rt.metrics.illegal_transitions_healed == 1
+
+    evs = dossier_events("D-REAL", NOW - timedelta(days=2))
+    again = DossierEvent(event_id="D-REAL-event-9", event_time=NOW - timedelta(hours=1), status=4,
+                         source_system="test", dossier_code="D-REAL", procedure_code=PROC.code,
+                         procedure_field=PROC.field_code, unit_code=UNIT.code)
+    run(process_dossier_batch(rt, as_messages(evs + [again], 10)))
+    now = datetime.now(timezone.utc)
+    assert confirm(rt, lambda code: table.get(code.encode()), now) == []    # not yet: within the grace period
+    later = now + timedelta(seconds=rt.tunables.illegal_transition_grace_s + 1)
+    (alert,) = confirm(rt, lambda code: table.get(code.encode()), later)
+    assert alert["kind"] == "illegal_transition" and alert["dossier_code"] == "D-REAL"
+    assert rt.metrics.illegal_transitions == 1 and rt.transitions.heap == []
 
 
 def test_open_dossier_is_indexed_and_a_passed_deadline_is_overdue(rt):
