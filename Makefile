@@ -60,7 +60,7 @@ $(STAMP): pyproject.toml requirements.lock
 install-superset: $(SUPERSET_STAMP)
 
 # Superset's own venv (its pins conflict with the pipeline's) and Debian's Chromium.
-$(SUPERSET_STAMP): deploy/superset/requirements.lock deploy/superset/install.sh
+$(SUPERSET_STAMP): deploy/superset/requirements.lock deploy/superset/install.sh deploy/superset/i18n.py deploy/superset/translations/vi/LC_MESSAGES/messages.po
 	@PYTHON=$(PYTHON) bash deploy/superset/install.sh
 	@touch $(SUPERSET_STAMP)
 

@@ -196,7 +196,8 @@ DATASETS: dict[str, dict] = {
             "dq_unexpected": ("SUM(unexpected_count)", "Giá trị bất thường", ",d", "Unexpected values"),
             "dq_success_share": ("SUM(element_count - unexpected_count) / nullIf(SUM(element_count), 0)",
                                  "Tỷ lệ giá trị hợp lệ", ".2%", "Share of checked values that met the expectation"),
-            "dq_last_batch": ("MAX(batch_time)", "Lần chạy cuối", None, "Last batch"),
+            "dq_last_batch": ("MAX(toDateTime64(toString(batch_time), 3, 'UTC'))", "Lần chạy cuối", None,
+                              "Last batch (Vietnam time)"),
         },
     },
     "v_freshness": {
@@ -244,6 +245,35 @@ DATASETS: dict[str, dict] = {
 }
 
 
+# Vietnamese convention on every chart: dd/mm/yyyy, 24-hour clock (D3_TIME_FORMAT in
+# superset_config.py names the months and days), Vietnam's wall-clock time.
+DATE_FMT = "%d/%m/%Y"
+DATETIME_FMT = "%d/%m/%Y %H:%M"
+# Superset sends timestamps to the browser as UTC instants and formats them in UTC, so a
+# DateTime64(3, 'Asia/Ho_Chi_Minh') value showed 7 hours early (14:23 for 21:23). Every such
+# column gets a "<name>_local" twin carrying Vietnam's wall-clock time as if it were UTC, which
+# the charts display; time-range filters stay on the real column (and its index).
+T_LOCAL = "DateTime64(3, 'UTC')"
+LOCAL_SUFFIX = "_local"
+
+
+def wall_clock(col: str) -> str:
+    """(dq_last_batch, defined above, spells the same expression out.)"""
+    return f"toDateTime64(toString({col}), 3, 'UTC')"
+
+
+for _spec in DATASETS.values():
+    for _c, _typ in _spec["columns"].items():
+        if _typ == T:
+            _spec.setdefault("calculated", {})[_c + LOCAL_SUFFIX] = (
+                wall_clock(_c), T_LOCAL, _spec.get("verbose", {}).get(_c) or _c)
+
+
+def local(dataset: str, col: str) -> str:
+    """The column a chart displays for ``col``: its wall-clock twin if it has one."""
+    return col + LOCAL_SUFFIX if DATASETS[dataset]["columns"].get(col) == T else col
+
+
 def dataset_yaml(name: str, spec: dict) -> dict:
     cols = []
     for c, typ in spec["columns"].items():
@@ -253,7 +283,8 @@ def dataset_yaml(name: str, spec: dict) -> dict:
             "filterable": True, "expression": None, "description": None, "python_date_format": None, "extra": None,
         })
     for c, (expr, typ, verbose) in spec.get("calculated", {}).items():
-        cols.append({"column_name": c, "verbose_name": verbose, "is_dttm": False, "is_active": True, "type": typ,
+        cols.append({"column_name": c, "verbose_name": verbose, "is_dttm": typ == T_LOCAL, "is_active": True,
+                     "type": typ,
                      "advanced_data_type": None, "groupby": True, "filterable": True, "expression": expr,
                      "description": None, "python_date_format": None, "extra": None})
     metrics = []
@@ -302,12 +333,36 @@ class Chart:
                 "dataset_uuid": uid("dataset", self.dataset)}
 
 
+# The line under a big number, read from across the room: Vietnamese like the title (the English
+# stays in the chart's description).
+SUBHEADERS = {
+    "ov_received_today": "Hồ sơ tiếp nhận hôm nay",
+    "ov_received": "Hồ sơ tiếp nhận trong kỳ",
+    "ov_resolved": "Hồ sơ đã giải quyết trong kỳ",
+    "ov_on_time": "Giải quyết sớm hạn hoặc đúng hạn",
+    "ov_overdue": "Hồ sơ đang quá hạn hẹn trả",
+    "ov_in_progress": "Hồ sơ đang giải quyết",
+    "ov_online": "Tỷ lệ nộp trực tuyến",
+    "ov_digitised": "Tỷ lệ hồ sơ số hóa",
+    "ov_satisfaction": "Tỷ lệ hài lòng",
+    "sat_share": "Hài lòng hoặc rất hài lòng",
+    "sat_ratings": "Lượt đánh giá trong kỳ",
+    "sat_unhappy": "Không hài lòng hoặc rất không hài lòng",
+    "sat_silent": "Kiosk quá ngưỡng không có đánh giá",
+    "ops_dead": "Bản ghi bị loại trong kỳ",
+    "ops_dq": "Lượt kiểm tra GX đạt yêu cầu",
+    "ops_lag": "Bản ghi đang chờ xử lý",
+    "ops_fresh": "Tuổi sự kiện mới nhất đã xử lý",
+}
+
+
 def big(key, title, en, dataset, metric, fmt, width=3, follows_time=True, filters=None, height=34):
     ds = DATASETS[dataset]
     adhoc = (time_filter(ds["dttm"]) if follows_time and ds["dttm"] else []) + (filters or [])
     return Chart(key, title, en, dataset, "big_number_total", {
         "metric": metric, "adhoc_filters": adhoc, "header_font_size": 0.5, "subheader_font_size": 0.15,
-        "subheader": en, "y_axis_format": fmt, "time_format": "smart_date", "force_timestamp_formatting": False,
+        "subheader": SUBHEADERS.get(key, en), "y_axis_format": fmt, "time_format": DATE_FMT,
+        "force_timestamp_formatting": False,
     }, width=width, height=height, follows_time=follows_time)
 
 
@@ -315,10 +370,11 @@ def line(key, title, en, dataset, metrics, fmt, width=6, grain="P1D", groupby=No
          height=50, colors=None):
     ds = DATASETS[dataset]
     p = {
-        "x_axis": ds["dttm"], "time_grain_sqla": grain, "metrics": metrics, "groupby": groupby or [],
+        "x_axis": local(dataset, ds["dttm"]), "time_grain_sqla": grain, "metrics": metrics, "groupby": groupby or [],
         "adhoc_filters": time_filter(ds["dttm"]), "row_limit": 10000, "rich_tooltip": True,
         "show_legend": True, "legendOrientation": "top", "legendType": "scroll", "y_axis_format": fmt,
-        "x_axis_time_format": "%d/%m", "tooltipTimeFormat": "%d/%m/%Y %H:%M", "truncateXAxis": True,
+        "x_axis_time_format": "%d/%m" if grain in ("P1D", "P1W", "P1M") else "%H:%M",
+        "tooltipTimeFormat": DATE_FMT if grain in ("P1D", "P1W", "P1M") else DATETIME_FMT, "truncateXAxis": True,
         "y_axis_bounds": [None, None], "color_scheme": "supersetColors", "markerEnabled": not bar,
         "markerSize": 4, "seriesType": "line", "opacity": 0.25, "zoomable": False, "order_desc": True,
         "truncate_metric": True, "show_empty_columns": True, "comparison_type": "values",
@@ -359,7 +415,7 @@ def pie(key, title, en, dataset, metric, dim, width=4, height=50, fmt=",d", foll
         "innerRadius": 45, "outerRadius": 70, "show_labels": True, "labels_outside": False,
         "label_type": "percent", "show_labels_threshold": 3, "show_legend": True, "legendOrientation": "bottom",
         "legendType": "scroll", "number_format": fmt, "sort_by_metric": True, "color_scheme": "supersetColors",
-        "date_format": "smart_date", "show_total": True,
+        "date_format": DATE_FMT, "show_total": True,
     }, width=width, height=height, follows_time=follows_time)
 
 
@@ -373,7 +429,7 @@ def table(key, title, en, dataset, groupby, metrics, width=6, height=60, order_b
         "percent_metrics": [], "adhoc_filters": adhoc, "timeseries_limit_metric": order_by or metrics[0],
         "order_desc": not asc, "row_limit": limit, "server_page_length": 10, "page_length": page,
         "show_cell_bars": bars, "color_pn": False, "allow_rearrange_columns": False, "include_search": False,
-        "table_timestamp_format": "%d/%m/%Y %H:%M", "column_config": cfg, "conditional_formatting": [],
+        "table_timestamp_format": DATETIME_FMT, "column_config": cfg, "conditional_formatting": [],
         "temporal_columns_lookup": {},
     }, width=width, height=height, follows_time=follows_time)
 
@@ -383,13 +439,19 @@ def raw_table(key, title, en, dataset, columns, order_col, desc=True, width=6, h
     ds = DATASETS[dataset]
     adhoc = (time_filter(ds["dttm"]) if follows_time and ds["dttm"] else []) + (filters or [])
     cfg = {m: {"d3NumberFormat": f} for m, f in (formats or {}).items()}
+    # Timestamps in Vietnam time. Raw mode does not resolve a calculated column by name (it sent
+    # "raised_at_local" to ClickHouse as is), so the wall-clock expression goes in as an ad-hoc
+    # column labelled with the column's Vietnamese name.
+    columns = [{"expressionType": "SQL", "sqlExpression": wall_clock(c), "label": ds["verbose"].get(c, c)}
+               if ds["columns"].get(c) == T else c for c in columns]
     return Chart(key, title, en, dataset, "table", {
         "query_mode": "raw", "all_columns": columns, "groupby": [], "metrics": [], "percent_metrics": [],
         "order_by_cols": [f'["{order_col}", {"false" if desc else "true"}]'], "adhoc_filters": adhoc,
         "row_limit": limit, "server_page_length": 10, "page_length": 0, "show_cell_bars": True,
-        "include_search": False, "table_timestamp_format": "%d/%m/%Y %H:%M", "column_config": cfg,
+        "include_search": False, "table_timestamp_format": DATETIME_FMT, "column_config": cfg,
         "conditional_formatting": [], "temporal_columns_lookup": {c: True for c in columns
-                                                                   if DATASETS[dataset]["columns"].get(c) in (D, T)},
+                                                                   if isinstance(c, str)
+                                                                   and DATASETS[dataset]["columns"].get(c) == D},
     }, width=width, height=height, follows_time=follows_time)
 
 
@@ -399,7 +461,7 @@ def pivot(key, title, en, dataset, rows, metrics, width=8, height=70):
         "groupbyRows": rows, "groupbyColumns": [], "metrics": metrics, "metricsLayout": "COLUMNS",
         "adhoc_filters": time_filter(ds["dttm"]), "row_limit": 10000, "aggregateFunction": "Sum",
         "rowTotals": False, "colTotals": True, "rowSubTotals": True, "colSubTotals": False,
-        "transposePivot": False, "combineMetric": False, "valueFormat": ",d", "date_format": "smart_date",
+        "transposePivot": False, "combineMetric": False, "valueFormat": ",d", "date_format": DATE_FMT,
         "rowOrder": "value_z_to_a", "colOrder": "key_a_to_z", "order_desc": True, "series_limit": 0,
         "metricsLayout_": "COLUMNS", "time_grain_sqla": "P1D", "conditional_formatting": [],
         "currency_format": None,

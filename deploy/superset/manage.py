@@ -45,6 +45,7 @@ PROVINCE_ROLE = "province_leader"
 UNIT_ROLE_PREFIX = "unit_leader_"
 UNIT_COLUMNS = ("unit_code",)  # RLS applies to every dataset that has one of these columns
 SAMPLE_UNIT_USER = "lanhdao_donvi"
+SAMPLE_PROVINCE_USER = "lanhdao_tinh"
 
 
 # --------------------------------------------------------------------------------------
@@ -58,6 +59,7 @@ class Paths:
         self.log = self.dir / "superset.log"
         self.admin_password = self.dir / "admin_password"
         self.unit_user_password = self.dir / "unit_user_password"
+        self.province_user_password = self.dir / "province_user_password"
 
 
 def superset_env(settings: Settings) -> dict:
@@ -139,7 +141,25 @@ def cmd_init(settings: Settings, paths: Paths, args) -> None:
             print(f"admin user {settings.superset_admin_user!r} exists; password synchronised")
         db.session.commit()
     run_superset(settings, "init")
+    with app_context(settings):
+        grant_public_language_pack()
     print(f"superset init done in {time.monotonic() - t0:.0f} s")
+
+
+def grant_public_language_pack() -> None:
+    """The login page is rendered by the front end, which fetches its language pack from
+    /superset/language_pack/<lang>/ before anyone has signed in; without this one permission
+    on the (otherwise empty) Public role that request is redirected and the page stays English.
+    The pack is Superset's public UI strings, nothing from the metadata."""
+    from superset import security_manager as sm
+    from superset.extensions import db
+    pv = sm.find_permission_view_menu("can_language_pack", "Superset")
+    if pv is None:
+        raise SystemExit("permission can_language_pack on Superset missing: `superset init` did not run?")
+    public = sm.find_role(sm.auth_role_public) or sm.add_role(sm.auth_role_public)
+    if pv not in public.permissions:
+        sm.add_permission_role(public, pv)
+    db.session.commit()
 
 
 def is_running(paths: Paths) -> bool:
@@ -383,23 +403,31 @@ def cmd_roles(settings: Settings, paths: Paths, args) -> None:
             print("no units found in ClickHouse yet: sample unit-leader user not created")
             return
         code, name = units[0] if not args.sample_unit else next(u for u in units if u[0] == args.sample_unit)
-        if paths.unit_user_password.exists():
-            pw = paths.unit_user_password.read_text().strip()
-        else:
-            pw = secrets.token_urlsafe(12)
-            _write_secret(paths.unit_user_password, pw)
         role = sm.find_role(f"{UNIT_ROLE_PREFIX}{code}")
-        user = sm.find_user(username=SAMPLE_UNIT_USER)
-        if user is None:
-            sm.add_user(SAMPLE_UNIT_USER, "Lãnh đạo", name[:60], f"{SAMPLE_UNIT_USER}@motcua.local", role, password=pw)
-        else:
-            user.roles = [role]
-            sm.reset_password(user.id, pw)
-        db.session.commit()
+        pw = _sample_user(sm, db, SAMPLE_UNIT_USER, "Lãnh đạo", name[:60], role, paths.unit_user_password)
         print(f"sample unit-leader user {SAMPLE_UNIT_USER!r} ({code} {name}); password: {pw}")
         print(f"  (stored in {paths.unit_user_password})")
-        # A sample province leader next to the admin, so leaders never need the admin account.
-        _ = province
+        # A sample province leader next to the admin, so leaders never need the admin account
+        # (and the boards are checked as leaders see them: Vietnamese by role).
+        pw = _sample_user(sm, db, SAMPLE_PROVINCE_USER, "Lãnh đạo", "tỉnh", province, paths.province_user_password)
+        print(f"sample province-leader user {SAMPLE_PROVINCE_USER!r}; password: {pw}")
+        print(f"  (stored in {paths.province_user_password})")
+
+
+def _sample_user(sm, db, username: str, first: str, last: str, role, pw_path: Path) -> str:
+    if pw_path.exists():
+        pw = pw_path.read_text().strip()
+    else:
+        pw = secrets.token_urlsafe(12)
+        _write_secret(pw_path, pw)
+    user = sm.find_user(username=username)
+    if user is None:
+        sm.add_user(username, first, last, f"{username}@motcua.local", role, password=pw)
+    else:
+        user.roles = [role]
+        sm.reset_password(user.id, pw)
+    db.session.commit()
+    return pw
 
 
 # --------------------------------------------------------------------------------------
@@ -423,7 +451,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("stop")
     sub.add_parser("status")
     sub.add_parser("import", help="POST the assets bundle to /api/v1/assets/import/")
-    rp = sub.add_parser("roles", help="province/unit leader roles, RLS, sample unit-leader user")
+    rp = sub.add_parser("roles", help="province/unit leader roles, RLS, sample leader users")
     rp.add_argument("--units", default="", help="comma-separated unit codes (default: all units in ClickHouse)")
     rp.add_argument("--sample-unit", default="", help="unit of the sample unit-leader user")
     rp.add_argument("--sample-user", action="store_true", help="create the sample user even in production")

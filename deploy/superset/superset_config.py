@@ -137,19 +137,83 @@ SUPERSET_DASHBOARD_PERIODICAL_REFRESH_WARNING_MESSAGE = (
 )
 
 # --- languages, number format, time -------------------------------------------------
-# Superset 6.1 ships no Vietnamese UI catalogue: the menus fall back to English while the
-# boards themselves (titles, labels, descriptions) are written in Vietnamese.
+# Superset 6.1 ships no Vietnamese catalogue: deploy/superset/translations/vi/LC_MESSAGES/messages.po
+# is ours (hand-translated), built into Superset's translations/vi/ as messages.mo (backend) and
+# messages.json (the front end's language pack) by deploy/superset/install.sh.
 LANGUAGES = {
     "vi": {"flag": "vn", "name": "Tiếng Việt"},
     "en": {"flag": "us", "name": "English"},
 }
-BABEL_DEFAULT_LOCALE = os.environ.get("SUPERSET_DEFAULT_LOCALE", "en")
-# Vietnamese number format: 1.234.567,8
+# The login page and anyone not signed in: Vietnamese (the province's readers).
+BABEL_DEFAULT_LOCALE = os.environ.get("SUPERSET_DEFAULT_LOCALE", "vi")
+# Signed-in users without a leader role (administrators, analysts): Superset's editing
+# screens are mostly untranslated, so they start in English; either language is one click away.
+STAFF_DEFAULT_LOCALE = os.environ.get("SUPERSET_STAFF_LOCALE", "en")
+# The roles deploy/superset/manage.py creates for the boards' readers start in Vietnamese.
+LEADER_ROLES = {"province_leader"}
+LEADER_ROLE_PREFIXES = ("unit_leader_",)
+_CHOICE = "pulse_locale_choice"  # session key: the language a user picked in the menu
+
+
+def _role_locale() -> str:
+    from flask_login import current_user
+    if not getattr(current_user, "is_authenticated", False):
+        return BABEL_DEFAULT_LOCALE
+    names = {r.name for r in getattr(current_user, "roles", [])}
+    if names & LEADER_ROLES or any(n.startswith(LEADER_ROLE_PREFIXES) for n in names):
+        return "vi"
+    return STAFF_DEFAULT_LOCALE
+
+
+def _select_locale() -> str:
+    """Flask-Babel's locale selector, replacing FAB's (which pins the first default in the
+    session, so a role could never choose): an explicit pick from the language menu wins,
+    then the user's roles. ``session["locale"]`` is kept in step because the navbar's
+    language picker reads it."""
+    from flask import has_request_context, request, session
+    if not has_request_context():
+        return BABEL_DEFAULT_LOCALE
+    asked = request.args.get("_l_")  # FAB's per-request override for API calls
+    if asked:
+        return asked if asked in LANGUAGES else BABEL_DEFAULT_LOCALE
+    chosen = session.get(_CHOICE)
+    loc = chosen if chosen in LANGUAGES else _role_locale()
+    if session.get("locale") != loc:  # write only on change: no Set-Cookie on every request
+        session["locale"] = loc
+    return loc
+
+
+def _remember_language_choice() -> None:
+    """Before /lang/<code> (the navbar's language picker) runs: remember that it was a choice."""
+    from flask import request, session
+    parts = request.path.strip("/").split("/")
+    if len(parts) == 2 and parts[0] == "lang" and parts[1] in LANGUAGES:
+        session[_CHOICE] = parts[1]
+
+
+def FLASK_APP_MUTATOR(app) -> None:  # noqa: N802 (Superset's config name)
+    app.extensions["babel"].locale_selector = _select_locale
+    app.before_request(_remember_language_choice)
+
+
+# Vietnamese number format: 1.234.567,8 ; 92,4%
 D3_FORMAT = {
     "decimal": ",",
     "thousands": ".",
     "grouping": [3],
     "currency": ["", " ₫"],
+}
+# Vietnamese dates: dd/mm/yyyy, 24-hour clock (the charts' own formats say the same).
+D3_TIME_FORMAT = {
+    "dateTime": "%H:%M:%S %d/%m/%Y",
+    "date": "%d/%m/%Y",
+    "time": "%H:%M:%S",
+    "periods": ["SA", "CH"],
+    "days": ["Chủ nhật", "Thứ hai", "Thứ ba", "Thứ tư", "Thứ năm", "Thứ sáu", "Thứ bảy"],
+    "shortDays": ["CN", "T2", "T3", "T4", "T5", "T6", "T7"],
+    "months": ["Tháng 1", "Tháng 2", "Tháng 3", "Tháng 4", "Tháng 5", "Tháng 6", "Tháng 7", "Tháng 8",
+               "Tháng 9", "Tháng 10", "Tháng 11", "Tháng 12"],
+    "shortMonths": ["Th1", "Th2", "Th3", "Th4", "Th5", "Th6", "Th7", "Th8", "Th9", "Th10", "Th11", "Th12"],
 }
 CURRENCIES = ["VND"]
 DEFAULT_TIME_FILTER = "Last week"
