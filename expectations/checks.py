@@ -30,12 +30,12 @@ oversize, contract failure, a newer minor) goes through the general path. Same v
 either way (``tests/test_expectations.py`` compares them with the reference interpretation);
 ``bench/bench_validation.py`` measures both.
 
-Lifecycle (decision): an illegal status transition (``rules.lifecycle``) is a FLAG, rule
-``lifecycle.illegal_transition``, not a rejection. The event is a fact the unit system
+Lifecycle (decision): an illegal status transition (``rules.lifecycle``) is a FLAG (an
+``illegal_transition`` alert), not a rejection. The event is a fact the unit system
 recorded; transitions look illegal when a system skips steps or events arrive out of
 order, and ``rules.lifecycle.fold`` already decides what such an event does to the state.
-The worker calls ``check_transition(prev, new)`` with the status it holds and records the
-flag (metrics/alerts); it does not dead-letter the event.
+The fold flags it (``DossierFacts.illegal_event_ids``); the worker alerts a transition still
+there after a grace period (streams.transitions); it does not dead-letter the event.
 """
 from __future__ import annotations
 
@@ -56,7 +56,6 @@ from .flatten import (DOSSIER_MODEL_COLUMNS, DOSSIER_MODEL_NAMES, _flatten_dossi
 from .suite_io import DOSSIER_SUITE, PAIR_SEPARATOR, RATING_SUITE, SuiteError, load_suite
 
 CONTRACT_PREFIX = "contract."
-LIFECYCLE_ILLEGAL = "lifecycle.illegal_transition"
 
 # expectation type -> kwargs the checker understands (beyond "column"/"column_A"/"column_B")
 _COMMON = {"row_condition", "condition_parser", "mostly", "result_format", "catch_exceptions", "meta"}
@@ -601,14 +600,6 @@ class Checker:
 
     def check_rating_row(self, row: dict) -> list[Failure]:
         return self.rating.failures(row)
-
-    @staticmethod
-    def check_transition(prev_status: int | None, new_status: int) -> Failure | None:
-        """A flag (not a rejection) when a dossier moves from prev_status to new_status illegally."""
-        from rules.lifecycle import is_legal_transition
-        if is_legal_transition(prev_status, new_status):
-            return None
-        return Failure(LIFECYCLE_ILLEGAL, f"status {prev_status} -> {int(new_status)} is not a legal transition", "status")
 
     # --- internals ---
     def _check(self, raw, now, decode, flatten, suite: CompiledSuite) -> Verdict:

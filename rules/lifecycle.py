@@ -26,8 +26,6 @@ from typing import Any, Callable, Iterable, Sequence
 
 NEW, RECEIVED, NOT_ACCEPTED, IN_PROGRESS, SUPPLEMENT, FINANCIAL, WITHDRAWN, STOPPED, FINISHED, RETURNED = range(1, 11)
 
-TERMINAL = frozenset({NOT_ACCEPTED, WITHDRAWN, STOPPED, RETURNED})
-"""Statuses after which nothing may follow."""
 CLOSED = frozenset({NOT_ACCEPTED, WITHDRAWN, STOPPED, FINISHED, RETURNED})
 """Statuses at which the dossier no longer runs against its deadline (9 waits only for hand-over)."""
 INITIAL = frozenset({NEW, RECEIVED, NOT_ACCEPTED})
@@ -171,14 +169,6 @@ class DossierFacts:
 
 
 _facts = positional(DossierFacts)
-
-
-def dedupe_sorted(events: Iterable[EventFacts]) -> list[EventFacts]:
-    """Distinct events (first copy of an event_id wins), in (event_time, event_id) order."""
-    seen: dict[str, EventFacts] = {}
-    for e in events:
-        seen.setdefault(e.event_id, e)
-    return sorted(seen.values(), key=lambda e: (e.event_time, e.event_id))
 
 
 # --------------------------------------------------------------------------- the fold

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from expectations import suite_io
-from expectations.checks import LIFECYCLE_ILLEGAL, SUPPORTED, Checker
+from expectations.checks import SUPPORTED, Checker
 from expectations.deadletter import DeadLetter, dead_letter_id, source_system_of
 from expectations.flatten import COLUMNS
 from expectations.suite_io import SuiteError
@@ -339,13 +339,6 @@ def test_contract_failure_also_names_data_rules(checker):
     v = checker.check_dossier(encode(dict(DOSSIER, status=11, unit_code="000.00.99.H27")), NOW)
     assert v.rules[0].startswith("contract.")
     assert {"dossier.status_known", "dossier.unit_known"} <= set(v.rules)
-
-
-def test_lifecycle_is_a_flag(checker):
-    assert checker.check_transition(None, 1) is None
-    assert checker.check_transition(9, 10) is None
-    f = checker.check_transition(10, 4)
-    assert f is not None and f.rule == LIFECYCLE_ILLEGAL
 
 
 # --- dead letters ---------------------------------------------------------------------------
