@@ -128,8 +128,9 @@ def _parse_row_condition(kwargs: dict) -> tuple[str, str, Any] | None:
         return None
     if isinstance(cond, dict) and cond.get("type") == "comparison":
         col = (cond.get("column") or {}).get("name")
-        op = {"IN": "in", "NOT_IN": "not in"}.get(cond.get("operator"), cond.get("operator"))
-        value = cond.get("parameter")
+        operator_: Any = cond.get("operator")
+        op = {"IN": "in", "NOT_IN": "not in"}.get(operator_, operator_)
+        value: Any = cond.get("parameter")
         if not col or op not in _OPS:
             raise SuiteError(f"unsupported row_condition {cond!r}")
     else:
@@ -184,6 +185,8 @@ class CompiledRule:
 def _compile(exp: dict) -> CompiledRule:
     etype, kw, meta = exp.get("type"), dict(exp.get("kwargs") or {}), exp.get("meta") or {}
     rule = meta.get("rule")
+    if not isinstance(rule, str) or not rule:  # as suite_io.load_suite_json requires: failures name their rule
+        raise SuiteError(f"expectation {etype!r} has no meta.rule")
     if etype not in SUPPORTED:
         raise SuiteError(f"rule {rule}: expectation type {etype!r} is not supported by the per-event checker "
                          f"(supported: {sorted(SUPPORTED)})")
@@ -206,7 +209,8 @@ def _compile(exp: dict) -> CompiledRule:
         spec.update(a=a, b=b, or_equal=or_equal, ignore=ignore)
 
         def check(row: dict) -> str | None:
-            va, vb = row.get(a), row.get(b)
+            va: Any = row.get(a)
+            vb: Any = row.get(b)
             ma, mb = _missing(va), _missing(vb)
             if (ignore == "either_value_is_missing" and (ma or mb)) or (ignore == "both_values_are_missing" and ma and mb):
                 return None
@@ -284,8 +288,9 @@ def _compile(exp: dict) -> CompiledRule:
     if applies is not None:
         inner = check
 
-        def check(row: dict, _inner=inner) -> str | None:  # type: ignore[no-redef]
+        def check_if_applies(row: dict, _inner=inner) -> str | None:
             return _inner(row) if applies(row) else None
+        return CompiledRule(rule=rule, type=etype, column=column, check=check_if_applies, spec=spec)
     return CompiledRule(rule=rule, type=etype, column=column, check=check, spec=spec)
 
 
@@ -444,6 +449,9 @@ class CompiledSuite:
                  model_names: dict[str, Any] | None = None):
         self.name = suite["name"]
         self.rules = [_compile(e) for e in suite.get("expectations", [])]
+        self.passes: Callable[[dict], bool]
+        self.source: str | None        # the generated function's code; None: every row to the closures
+        self.passes_model: Callable | None
         try:
             self.passes, self.source, self.passes_model = _generate(self.rules, str(self.name), model, model_names)
         except Exception:  # e.g. a column name that is not hashable: every row to the closures
@@ -501,7 +509,7 @@ class _PassingVerdict(Verdict):
     which takes a sample of them) is flattened when first read."""
 
     @property
-    def row(self) -> dict:  # type: ignore[override]
+    def row(self) -> dict:
         d = self.__dict__
         row = d.get("_row")
         if row is None:

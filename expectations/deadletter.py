@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, overload
 
 KINDS = ("unknown", "dossier", "rating")
 UNKNOWN_SOURCE = "unknown"
@@ -61,6 +61,10 @@ def source_system_of(raw: bytes, kind: str = "unknown") -> str:
     return UNKNOWN_SOURCE
 
 
+@overload
+def _aware(t: datetime) -> datetime: ...
+@overload
+def _aware(t: None) -> None: ...
 def _aware(t: datetime | None) -> datetime | None:
     if t is None:
         return None
@@ -73,6 +77,13 @@ def _parse_time(v: Any) -> datetime | None:
     if isinstance(v, datetime):
         return _aware(v)
     return _aware(datetime.fromisoformat(str(v)))
+
+
+def _parse_required_time(v: Any, name: str) -> datetime:
+    t = _parse_time(v)
+    if t is None:
+        raise ValueError(f"{name} is required")
+    return t
 
 
 @dataclass(frozen=True)
@@ -143,7 +154,7 @@ class DeadLetter:
             topic=d["topic"], partition=int(d["partition"]), offset=int(d["offset"]),
             raw=base64.b64decode(d["raw_base64"], validate=True),
             rules=tuple(d.get("rules") or ()), reasons=tuple(d.get("reasons") or ()),
-            received_at=_parse_time(d["received_at"]), kind=d.get("kind", "unknown"),
+            received_at=_parse_required_time(d["received_at"], "received_at"), kind=d.get("kind", "unknown"),
             source_system=d.get("source_system") or UNKNOWN_SOURCE,
             redriven_at=_parse_time(d.get("redriven_at")),
             dead_letter_id=d.get("dead_letter_id") or "",
@@ -184,7 +195,7 @@ class DeadLetter:
         return cls(
             topic=row["topic"], partition=int(row["partition"]), offset=int(row["offset"]), raw=raw,
             rules=tuple(row.get("rules") or ()), reasons=tuple(row.get("reasons") or ()),
-            received_at=_parse_time(row["received_at"]), kind=row.get("kind") or "unknown",
+            received_at=_parse_required_time(row["received_at"], "received_at"), kind=row.get("kind") or "unknown",
             source_system=row.get("source_system") or UNKNOWN_SOURCE,
             redriven_at=_parse_time(row.get("redriven_at")), dead_letter_id=row.get("dead_letter_id") or "",
             updated_at=_parse_time(row.get("updated_at")),

@@ -87,6 +87,7 @@ def _ahead(times: list[datetime | None], ingest: datetime | None, now: datetime)
 
 def _seconds_ahead(latest: datetime | None, ingest: datetime | None, now: Any) -> float | None:
     """How far ``latest`` is ahead of the ingest time (else of ``now``), in seconds."""
+    ref: datetime | None
     if ingest is not None:
         ref = ingest
     elif type(now) is datetime and now.tzinfo is not None:

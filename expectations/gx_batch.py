@@ -126,7 +126,7 @@ class GXBatchRunner:
             if r.exception_info and r.exception_info.get("raised_exception"):
                 raise RuntimeError(f"GX raised on {rule}: {r.exception_info.get('exception_message')}")
             for idx in (r.result or {}).get("unexpected_index_list") or []:
-                i = idx if isinstance(idx, int) else idx.get("index") if isinstance(idx, dict) else idx
+                i: Any = idx if isinstance(idx, int) else idx.get("index") if isinstance(idx, dict) else idx
                 per_row[int(i)].add(rule)
         return per_row
 

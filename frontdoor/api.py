@@ -42,6 +42,7 @@ import time
 from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
@@ -242,7 +243,7 @@ class Health(BaseModel):
     credentials: int
 
 
-_COMMON = {
+_COMMON: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong credential"},
     403: {"model": ErrorBody, "description": "Revoked credential, or outside the credential's scope"},
     413: {"model": ErrorBody, "description": "Body larger than the limit"},
@@ -313,7 +314,7 @@ def create_app(settings: Settings, credentials: CredentialStore | str | Path | N
     dossier_topic = settings.topic(DOSSIER_EVENTS.name)
     limit = settings.max_request_bytes
     buckets = TokenBuckets(settings.kiosk_rate_limit_per_minute)
-    recent = RecentIds(int((settings.extra or {}).get("recent_ids", RECENT_IDS)))
+    recent = RecentIds(RECENT_IDS)
 
     async def lifespan(app):
         def warm():
@@ -443,7 +444,7 @@ def create_app(settings: Settings, credentials: CredentialStore | str | Path | N
             raw = json.dumps(item, ensure_ascii=False).encode()
             r, errors = decode_event(KioskRating, raw)
             rid = item.get("rating_id") if isinstance(item, dict) and isinstance(item.get("rating_id"), str) else None
-            res = {"index": i, "id": rid, "status": "accepted", "errors": []}
+            res: dict[str, Any] = {"index": i, "id": rid, "status": "accepted", "errors": []}
             results.append(res)
             if errors:
                 res.update(status="invalid", errors=[{**e, "field": f"[{i}].{e['field']}"} for e in errors])
@@ -482,7 +483,7 @@ def create_app(settings: Settings, credentials: CredentialStore | str | Path | N
                                 status_code=503, headers={"Retry-After": "5"})
         return JSONResponse(payload, status_code=200, headers=headers)
 
-    batch_kwargs = dict(
+    batch_kwargs: dict[str, Any] = dict(
         response_model=BatchResult, responses={**_COMMON, 503: {"model": BatchResult, "description": "Kafka failed for some items"}},
         openapi_extra=_body({"type": "array", "maxItems": MAX_BATCH_ITEMS, "items": {"$ref": "#/components/schemas/KioskRating"}},
                             "Ratings, e.g. a kiosk's backlog after being offline"))
@@ -514,10 +515,12 @@ def create_app(settings: Settings, credentials: CredentialStore | str | Path | N
         if len(dossiers) > MAX_BATCH_ITEMS:
             return _err(422, "batch too long", errors=[{"field": "$", "reason": f"at most {MAX_BATCH_ITEMS} dossiers per request"}])
         now = datetime.now(tz)
-        results, to_send, n_events, dups = [], [], 0, 0
+        results: list[dict[str, Any]] = []
+        to_send: list[tuple[int, DossierEvent]] = []
+        n_events, dups = 0, 0
         for i, d in enumerate(dossiers):
             code = d.get("MaHoSo") if isinstance(d, dict) and isinstance(d.get("MaHoSo"), str) else None
-            res = {"index": i, "id": code, "status": "accepted", "errors": [], "event_ids": []}
+            res: dict[str, Any] = {"index": i, "id": code, "status": "accepted", "errors": [], "event_ids": []}
             results.append(res)
             prefix = f"[{i}]." if batch else ""
             try:
@@ -530,23 +533,23 @@ def create_app(settings: Settings, credentials: CredentialStore | str | Path | N
                                                         "reason": f"unit {events[0].unit_code} is outside the credential's scope"}])
                 continue
             n_events += len(events)
-            res["event_ids"] = [e.event_id for e in events]
-            fresh = [e for e in events if recent.get(e.event_id) is None]
+            res["event_ids"] = [ev.event_id for ev in events]
+            fresh = [ev for ev in events if recent.get(ev.event_id) is None]
             dups += len(events) - len(fresh)
             if not fresh:
                 res["status"] = "duplicate"
-            for e in fresh:
-                to_send.append((i, e))
+            for ev in fresh:
+                to_send.append((i, ev))
         if not batch and results and results[0]["status"] in ("invalid", "forbidden"):
             r0 = results[0]
             code = 422 if r0["status"] == "invalid" else 403
             return _err(code, "invalid sync payload" if code == 422 else r0["errors"][0]["reason"], errors=r0["errors"])
         outcome = await publisher.publish_many(
-            [(dossier_topic, e.dossier_code.encode(), codec.encode(e)) for _, e in to_send])
+            [(dossier_topic, ev.dossier_code.encode(), codec.encode(ev)) for _, ev in to_send])
         failed = 0
-        for (i, e), err in zip(to_send, outcome):
+        for (i, ev), err in zip(to_send, outcome):
             if err is None:
-                recent.add(e.event_id, e.event_id)
+                recent.add(ev.event_id, ev.event_id)
             else:
                 failed += 1
                 results[i].update(status="unavailable")
@@ -575,5 +578,6 @@ def create_app(settings: Settings, credentials: CredentialStore | str | Path | N
         app.openapi_schema = schema
         return schema
 
-    app.openapi = custom_openapi
+    # FastAPI's documented way to extend the generated schema: replace the app's openapi method
+    app.openapi = custom_openapi  # type: ignore[method-assign]
     return app

@@ -60,12 +60,10 @@ _DUMMY_HASH = hashlib.sha256(b"motcua-pulse-no-such-credential").hexdigest()
 
 
 def credentials_path(settings: Settings | None) -> Path:
-    """Where the credentials file is: Settings.credentials_path if the Settings object has
-    one, else Settings.extra["credentials_path"], else deploy/local/credentials.yaml."""
+    """Where the credentials file is: Settings.credentials_path (PULSE_CREDENTIALS, else
+    <state_dir>/credentials.yaml), or deploy/local/credentials.yaml without settings."""
     if settings is not None:
-        p = getattr(settings, "credentials_path", None) or (settings.extra or {}).get("credentials_path")
-        if p:
-            return Path(p)
+        return settings.credentials_path
     return DEFAULT_PATH
 
 
@@ -284,13 +282,13 @@ def main(argv: list[str] | None = None) -> int:
         print(token)
         return 0
     if args.cmd == "revoke":
-        c = creds.get(args.id)
-        if c is None:
+        old = creds.get(args.id)
+        if old is None:
             print(f"error: no credential {args.id!r}", file=sys.stderr)
             return 2
-        creds[c.id] = Credential(**{**c.__dict__, "revoked": True})
+        creds[old.id] = Credential(**{**old.__dict__, "revoked": True})
         save_file(path, creds)
-        print(f"revoked {c.id} (running APIs pick it up within a second, or send SIGHUP)")
+        print(f"revoked {old.id} (running APIs pick it up within a second, or send SIGHUP)")
         return 0
     for c in creds.values():
         print(f"{c.id}\t{c.kind}\t{','.join(c.units)}\t{'REVOKED' if c.revoked else 'active'}\t{c.created_at or ''}\t{c.note or ''}")

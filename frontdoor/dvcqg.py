@@ -351,6 +351,7 @@ def convert_dossier(d: Any, source: str = DEFAULT_SOURCE, *, ingest_time: dateti
         })
     if ctx.problems:
         raise DvcqgError(ctx.problems)
+    assert code is not None  # required: a missing MaHoSo is one of ctx.problems
     rounds.sort(key=lambda r: r["requested_at"])
     # The promised date in force before any supplement round: the first round's
     # NgayHenTraTruoc when given, else NgayHenTra.
@@ -372,7 +373,8 @@ def convert_dossier(d: Any, source: str = DEFAULT_SOURCE, *, ingest_time: dateti
         for r in done:
             if r["new_promised_at"] is not None:
                 p = r["new_promised_at"]
-        fields = dict(
+        # validated (and coerced: supplement dicts to SupplementRound) by the contract model
+        fields: dict[str, Any] = dict(
             event_id=eid, event_time=at, ingest_time=ingest_time, source_system=source,
             dossier_code=code, procedure_code=procedure, procedure_field=pfield, unit_code=unit,
             channel=channel, status=st, handler=handler, owner_type=owner_type,

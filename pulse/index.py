@@ -32,6 +32,7 @@ import io
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Set
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -127,9 +128,9 @@ def load_supplied(path: Path, config: si.IndexConfig) -> tuple[Any, list[str]]:
     try:
         doc = SuppliedIndicators.model_validate_json(text)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or '$'}: {err['msg']}" for err in e.errors())
-        raise IndexFailed(f"supplied values {path}: {problems}") from None
-    problems = []
+        detail = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or '$'}: {err['msg']}" for err in e.errors())
+        raise IndexFailed(f"supplied values {path}: {detail}") from None
+    problems: list[str] = []
     for i, v in enumerate(doc.values):
         try:
             spec = config.indicator(v.indicator)
@@ -152,8 +153,9 @@ def supplied_for(doc, unit_code: str, period: si.Period) -> dict[str, Any]:
     if doc is None:
         return {}
     labels = {period.label.upper()}
-    if period.kind == "mtd":
-        labels.add(period.month_label)
+    month = period.month_label
+    if period.kind == "mtd" and month is not None:  # an MTD period always has its month
+        labels.add(month)
     return {v.indicator: v for v in doc.values if v.unit_code == unit_code and v.period.upper() in labels}
 
 
@@ -161,7 +163,7 @@ def supplied_for(doc, unit_code: str, period: si.Period) -> dict[str, Any]:
 
 def compute_period(events_by_dossier: dict[str, list[EventFacts]], ratings: list, period: si.Period,
                    config: si.IndexConfig, ref, cal, *, early_min_working_days: float,
-                   supplied=None, extra_units: set[str] = frozenset(), all_units: bool = False
+                   supplied=None, extra_units: Set[str] = frozenset(), all_units: bool = False
                    ) -> tuple[si.UnitIndex, dict[str, si.UnitIndex], list[str]]:
     """(province, {unit code: UnitIndex}, units of unknown kind) for one period."""
     dislike_max = config.dissatisfied_max_level
@@ -226,7 +228,7 @@ def unit_json(u: si.UnitIndex, prev: si.UnitIndex | None, rank: tuple[int, int] 
             "ratio": _r(s.ratio, 6), "threshold": spec.threshold, "points": _r(s.points), "max_points": s.max_points,
             "measured": s.measured, "source": s.source, "note": s.note,
             "previous_ratio": _r(p.ratio, 6) if p else None, "previous_points": _r(p.points) if p else None,
-            "change": _r(s.points - p.points) if p and s.measured and p.measured else None,
+            "change": _r(s.points - p.points) if p and s.points is not None and p.points is not None else None,
         })
     comparable = prev is not None and prev.measured_max > 0 and u.measured_max > 0
     return {
@@ -236,7 +238,7 @@ def unit_json(u: si.UnitIndex, prev: si.UnitIndex | None, rank: tuple[int, int] 
         "rank": rank[0] if rank else None, "peers": rank[1] if rank else None,
         "previous_total": _r(prev.total) if prev is not None and prev.measured_max > 0 else None,
         "previous_measured_max": prev.measured_max if prev is not None else None,
-        "change": _r(u.total - prev.total) if comparable else None,
+        "change": _r(u.total - prev.total) if comparable and prev is not None else None,
         "grade": None,
         "groups": {g.code: {"name_vi": g.name_vi, "points": _r(g.points), "max_points": g.max_points,
                             "measured_max": g.measured_max} for g in u.groups},

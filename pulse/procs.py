@@ -95,7 +95,7 @@ def spawn(cmd: list[str], log: Path, pid_file: Path | None = None, env: dict | N
 
 def terminate(pid: int | None, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
     """Ask a process (and its session) to stop; SIGKILL after ``timeout``."""
-    if not pid_alive(pid):
+    if pid is None or not pid_alive(pid):
         return
     try:
         os.killpg(pid, sig)

@@ -491,6 +491,8 @@ def score_unit(unit_code: str, kind: str, counts: Mapping[str, float] | None, co
             not_applicable.append(spec.code)
             continue
         if spec.measure == "live":
+            # both named for a live indicator: checked when the configuration is read
+            assert spec.numerator is not None and spec.denominator is not None
             scores.append(score_indicator(c[spec.numerator], c[spec.denominator], spec, source="live"))
             continue
         v = supplied.get(spec.code)
@@ -504,11 +506,12 @@ def score_unit(unit_code: str, kind: str, counts: Mapping[str, float] | None, co
     groups = []
     for g in config.groups.values():
         mine = [s for s in scores if s.group == g.code]
-        groups.append(GroupScore(g.code, g.name_vi, sum(s.points for s in mine if s.measured),
+        # points is None exactly when the indicator is not measured
+        groups.append(GroupScore(g.code, g.name_vi, sum(s.points for s in mine if s.points is not None),
                                  sum(s.max_points for s in mine), sum(s.max_points for s in mine if s.measured)))
     return UnitIndex(
         unit_code=unit_code, kind=kind, indicators=tuple(scores), groups=tuple(groups),
-        total=sum(s.points for s in scores if s.measured), max_points=sum(s.max_points for s in scores),
+        total=sum(s.points for s in scores if s.points is not None), max_points=sum(s.max_points for s in scores),
         measured_max=sum(s.max_points for s in scores if s.measured),
         not_measured=tuple(s.code for s in scores if not s.measured), not_applicable=tuple(not_applicable),
         counts=c)

@@ -78,8 +78,9 @@ def json_validator(model: type[BaseModel]):
     return model.__pydantic_validator__.validate_json
 
 
-def decode_as(model: type[BaseModel], raw: bytes | bytearray | memoryview):
-    """Decode with any contract model (also a reader of another MINOR, as the tests do)."""
+def decode_as(model: type[BaseModel], raw: bytes | bytearray):
+    """Decode with any contract model (also a reader of another MINOR, as the tests do).
+    Not a memoryview: pydantic's JSON validator rejects one as a wrong input type."""
     if len(raw) > MAX_EVENT_BYTES:
         raise ContractError(R.OVERSIZE, f"{len(raw)} bytes > {MAX_EVENT_BYTES}")
     try:

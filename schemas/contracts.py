@@ -18,6 +18,7 @@ from enum import IntEnum
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict
 
 # Contract versions: MAJOR.MINOR. A reader accepts every MINOR of the MAJOR it knows.
 DOSSIER_CONTRACT = "dossier-status"
@@ -43,7 +44,7 @@ def version_pattern(contract: str) -> str:
 
 
 Code = Annotated[str, Field(pattern=CODE_PATTERN, max_length=64)]
-_DT = {"pattern": DATETIME_PATTERN}  # json_schema_extra for every date-time field
+_DT: JsonDict = {"pattern": DATETIME_PATTERN}  # json_schema_extra for every date-time field
 
 
 def _minor(version: str) -> tuple[int, int] | None:
@@ -113,7 +114,7 @@ class _Contract(BaseModel):
         if version == cls.reader_version or type(version) is not str:
             return False
         theirs, ours = _minor(version), _minor(cls.reader_version)
-        return theirs is not None and theirs[0] == ours[0] and theirs[1] > ours[1]
+        return theirs is not None and ours is not None and theirs[0] == ours[0] and theirs[1] > ours[1]
 
     @classmethod
     def contract_name(cls) -> str:  # pragma: no cover - overridden

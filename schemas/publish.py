@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from pydantic import BaseModel
 
 from schemas.contracts import (DOSSIER_CONTRACT, DOSSIER_CONTRACT_VERSION, RATING_CONTRACT,
                                RATING_CONTRACT_VERSION, DossierEvent, KioskRating)
@@ -58,7 +59,8 @@ RATING_EXAMPLE = {
     "comment": "Cán bộ hướng dẫn tận tình",
 }
 
-CONTRACT_FILES = {
+# contract -> (model, version, example, title)
+CONTRACT_FILES: dict[str, tuple[type[BaseModel], str, dict, str]] = {
     DOSSIER_CONTRACT: (DossierEvent, DOSSIER_CONTRACT_VERSION, DOSSIER_EXAMPLE,
                        "Dossier status event (TrangThaiHoSo change, DVCQG sync vocabulary)"),
     RATING_CONTRACT: (KioskRating, RATING_CONTRACT_VERSION, RATING_EXAMPLE,

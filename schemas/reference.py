@@ -9,7 +9,7 @@ import csv
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 
@@ -78,7 +78,7 @@ def read_reference(directory: Path = REFERENCE_DIR) -> Reference:
     for r in _rows(directory / "units.csv"):
         if r["kind"] not in ("province", "department", "commune"):
             raise ValueError(f"units.csv: unit {r['code']}: unknown kind {r['kind']!r}")
-        units[r["code"]] = Unit(r["code"], r["name"], r["name_en"], r["kind"], r["parent_code"] or None,
+        units[r["code"]] = Unit(r["code"], r["name"], r["name_en"], cast(UnitKind, r["kind"]), r["parent_code"] or None,
                                 r["former_district"], r.get("gso_code", ""))
     fields = {r["code"]: ProcedureField(r["code"], r["name"], r.get("name_en", ""), r.get("department_code", ""))
               for r in _rows(directory / "fields.csv")}
@@ -86,8 +86,8 @@ def read_reference(directory: Path = REFERENCE_DIR) -> Reference:
     for r in _rows(directory / "procedures.csv"):
         if r["level"] not in ("province", "commune") or r["online"] not in ("full", "partial", "none"):
             raise ValueError(f"procedures.csv: {r['code']}: bad level/online {r['level']!r}/{r['online']!r}")
-        procedures[r["code"]] = Procedure(r["code"], r["name"], r["field_code"], r["level"],
-                                          float(r["legal_working_days"]), r["online"])
+        procedures[r["code"]] = Procedure(r["code"], r["name"], r["field_code"], cast(Level, r["level"]),
+                                          float(r["legal_working_days"]), cast(Online, r["online"]))
     ref = Reference(units, procedures, fields)
     _check(ref)
     return ref
