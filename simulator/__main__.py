@@ -7,8 +7,12 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from simulator import Anomaly, SimConfig, run
+
+if TYPE_CHECKING:
+    from simulator.output import Output
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -48,6 +52,7 @@ def main(argv=None) -> int:
     extra = {k: v for k, v in (("late_share", args.late_share), ("online_share", args.online_share)) if v is not None}
     config = SimConfig(start=args.start, days=args.days, scale=args.scale, seed=args.seed,
                        anomalies=args.anomalies, **extra)
+    output: Output
     if args.to == "kafka":
         from pulse.config import Settings
         from simulator.output import KafkaOutput

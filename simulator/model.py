@@ -35,7 +35,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Iterator
+from typing import Any, Iterator
 
 from rules.calendar import VIETNAM_TZ, WorkingCalendar, default_calendar
 from schemas.contracts import (DOSSIER_CONTRACT_VERSION, RATING_CONTRACT_VERSION, THREE_LEVEL_MAP,
@@ -326,7 +326,7 @@ class _Lifecycle:
         self.step = 0
         online = channel == 2
         business = proc.field_code in BUSINESS_FIELDS and rng.random() < 0.8
-        self.common = dict(
+        self.common: dict[str, Any] = dict(
             source_system=SOURCE_SYSTEM, dossier_code=code, procedure_code=proc.code,
             procedure_field=proc.field_code, unit_code=unit.unit.code, channel=channel,
             owner_type=2 if business else 1,
@@ -405,7 +405,7 @@ class _Lifecycle:
         else:
             self.emit(1, submitted, submitted_at=submitted)
             received = cal.add_working_days(submitted, rng.uniform(0.02, 0.3))
-        base = dict(submitted_at=submitted, received_at=received)
+        base: dict[str, Any] = dict(submitted_at=submitted, received_at=received)  # emit()'s time keywords
 
         r = rng.random()
         if r < cfg.not_accepted_share:
@@ -443,7 +443,8 @@ class _Lifecycle:
 
         # walk the working time from the start of processing, pausing for supplement rounds;
         # the minutes between reception and the handler's start count as work already done
-        t, done, rounds, wait_total = start, min(cal.working_days_between(received, start), work * 0.5), [], 0.0
+        rounds: list[SupplementRound] = []
+        t, done, wait_total = start, min(cal.working_days_between(received, start), work * 0.5), 0.0
         promised_now = promised
         for _ in range(rounds_n if end_kind is None else 0):
             part = (work - done) * rng.uniform(0.2, 0.6)

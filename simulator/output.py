@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Protocol
 
 from aiokafka.partitioner import murmur2   # the same hash as kafka-python's default partitioner
 
@@ -284,6 +285,14 @@ def _raw_send(output):
     def send_raw(topic, key, value, ts_ms):
         output.send(SimEvent(topic, key, value, datetime.fromtimestamp(ts_ms / 1000, timezone.utc)))
     return send_raw
+
+
+class Output(Protocol):
+    """What the simulator sends its events to (KafkaOutput, FilesOutput, NullOutput)."""
+
+    def send(self, ev: SimEvent) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class FilesOutput:

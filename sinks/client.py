@@ -9,6 +9,7 @@ by ``sinks.migrate`` if missing, so ``get_client`` can also connect without it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
@@ -64,7 +65,7 @@ def get_client(settings, database: str | None = None, **overrides) -> Client:
     """
     u = parse_clickhouse_url(settings.clickhouse_url)
     db = u.database if database is None else database
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         host=u.host,
         port=u.port,
         username=u.username,
