@@ -76,7 +76,7 @@ def positional(cls: type) -> Callable[..., Any]:
     def make(*values: Any):
         if len(values) != len(names):
             raise TypeError(f"{cls.__name__}: {len(names)} values expected, got {len(values)}")
-        obj = new(cls)
+        obj: Any = new(cls)
         obj.__dict__.update(zip(names, values))
         return obj
     make.__name__ = make.__qualname__ = f"{cls.__name__}_positional"
@@ -237,7 +237,7 @@ def _rounds(applied: Sequence[Sequence], when) -> tuple[Round, ...]:
                         break
     if when is None:
         return tuple(Round(*r) for r in rounds)
-    return tuple(Round(*[None if v is None else when(v) for v in r]) for r in rounds)
+    return tuple(Round(*[None if v is None else when(v) for v in r]) for r in rounds)  # type: ignore[arg-type]  # requested_at is never None in a stored round
 
 
 def fold(dossier_code: str, events: Iterable[EventFacts]) -> DossierFacts | None:
@@ -329,6 +329,7 @@ def fold_rows(dossier_code: str, rows: Iterable[Sequence], when: Callable[[Any],
         first_time = None if first_time is None else when(first_time)
         last_time = None if last_time is None else when(last_time)
 
+    assert status is not None      # every event has one, and rows holds at least one
     return _facts(  # DossierFacts(...), all fields positionally (one per state of the stream)
         dossier_code, int(status), unit_code, procedure_code, procedure_field, applied[-1][ROW_CHANNEL],
         submitted_at, received_at, first_promised_at, promised_at, finished_at, returned_at, refused_at,

@@ -70,7 +70,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import Enum
 
-from rules.lifecycle import (CLOSED, FINISHED, NOT_ACCEPTED, RETURNED, STOPPED, WITHDRAWN,
+from rules.lifecycle import (FINISHED, NOT_ACCEPTED, RETURNED, STOPPED, WITHDRAWN,
                              DossierFacts, Round)
 
 
@@ -316,7 +316,7 @@ def judge(f: DossierFacts, cal, *, early_min_working_days: float = 1.0,
 
     # late: the judged instant strictly after the deadline (exact, whatever working time lies
     # between), or two supplement rounds, or already late at the first request (NEW_PROMISE)
-    late = len(rounds) >= 2 or already_late or (cmp_deadline is not None and judged > cmp_deadline)
+    late = len(rounds) >= 2 or already_late or (cmp_deadline is not None and judged is not None and judged > cmp_deadline)
     if is_open:
         if judged is None:
             return _judgement(Outcome.OPEN, None, deadline, None, wait, None, None, True, waiting,

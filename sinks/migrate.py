@@ -140,7 +140,7 @@ def split_statements(sql: str) -> list[str]:
     parts = re.split(r";[ \t]*(?:\n|$)", sql)
     out = []
     for part in parts:
-        body = "\n".join(l for l in part.splitlines() if not l.strip().startswith("--")).strip()
+        body = "\n".join(line for line in part.splitlines() if not line.strip().startswith("--")).strip()
         if body:
             out.append(part.strip())
     return out
@@ -281,7 +281,7 @@ def parse_view(name: str, text: str) -> View:
         raise MigrationError(f"{where} must hold exactly one statement, has {len(stmts)}")
     # Full-line comments are dropped from what is run and checksummed: editing a why-comment
     # must not rebuild an aggregate.
-    body = "\n".join(l for l in stmts[0].splitlines() if not l.strip().startswith("--")).strip()
+    body = "\n".join(line for line in stmts[0].splitlines() if not line.strip().startswith("--")).strip()
     head = _VIEW_HEAD_RE.match(body)
     if not head:
         raise MigrationError(

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from itertools import chain, repeat
-from operator import attrgetter, is_, itemgetter, sub
+from operator import attrgetter, is_, sub
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from clickhouse_connect.datatypes.registry import get_from_name
@@ -56,7 +56,7 @@ try:  # bulk datetime -> ticks in C++ (pyarrow is a dependency of the project; o
     import numpy as _np
     import pyarrow as _pa
 except ImportError:  # pragma: no cover - pyarrow is in pyproject
-    _np = _pa = None
+    _np = _pa = None  # type: ignore[assignment]  # optional: the slower path below then
 
 log = logging.getLogger("motcua.sinks.writer")
 
@@ -313,7 +313,7 @@ def _ticks_converter(t):
         elif not _local_time_is_utc() and None in map(_TZINFO, filter(None, src)):
             return None             # naive datetimes in local time: clickhouse-connect's rules
         else:
-            convert_part = any_tz
+            convert_part = any_tz  # type: ignore[assignment]  # a plain function beside the partial above
         try:
             parts = [convert_part(src[i:i + _CONVERT_CHUNK]) for i in range(0, len(src), _CONVERT_CHUNK)]
             values = parts[0][0] if len(parts) == 1 else _np.concatenate([v for v, _ in parts])
@@ -337,7 +337,7 @@ def _array_writer(t, ctx):
     """Array(T) column writer: clickhouse-connect's, with the offsets computed in C."""
     element = t.element_type
 
-    def write(col) -> bytes:
+    def write(col) -> bytearray:
         out = bytearray()
         t.write_column_prefix(out)
         out += _np.cumsum(_np.fromiter(map(len, col), dtype=_np.uint64, count=len(col)), dtype="<u8").tobytes()
@@ -836,7 +836,9 @@ class ClickHouseSink:
             self._connect()
         if prepared.get("encoder") is not self._encoder:   # first attempt, or reconnected
             keys: dict = dict.fromkeys(self.key_idx or ())
+            body: bytes | bytearray
             try:
+                assert self._encoder is not None     # set by _connect
                 body = self._encoder.block(batch, keys, prefix=self._insert_query)
             except _ENCODING_ERRORS as e:
                 # a value the column type cannot take (wrong type, out of range, too long):
@@ -850,6 +852,7 @@ class ClickHouseSink:
         settings = self._settings
         if prepared["token"]:
             settings = {**settings, "insert_deduplication_token": prepared["token"]}
+        assert self._client is not None
         return self._client.raw_insert(None, None, prepared["body"], settings=settings,
                                        compression=prepared["compression"])
 
@@ -910,7 +913,7 @@ class ClickHouseSink:
             mid = n // 2
             halves = [list(range(mid)), list(range(mid, n))]
             results = [self._try([batch[i] for i in part]) for part in halves]
-            if all(results) and results[0].key == results[1].key == first.key and n >= 3:
+            if results[0] is not None and results[1] is not None and results[0].key == results[1].key == first.key and n >= 3:
                 # Both halves refused alike: a bad row in each, or can no row land at all?
                 # Three single rows tell (poison rows would all three have to be among the
                 # probed by chance: about (k/n)**3).
@@ -929,7 +932,8 @@ class ClickHouseSink:
                         r = self._try([batch[i] for i in rest])   # the refused row was probed: the rest may land
                         if r is None:
                             continue
-                    self._isolate(rest, batch, r, refused)        # else the rest holds the refused row
+                    if r is not None:
+                        self._isolate(rest, batch, r, refused)    # else the rest holds the refused row
             else:
                 for part, r in zip(halves, results):
                     if r is not None:
@@ -973,6 +977,7 @@ class ClickHouseSink:
         attempt = 0
         while True:
             try:
+                assert self.on_refused is not None   # only called with a callback
                 self.on_refused(rows, message)
                 return
             except Exception:  # noqa: BLE001 - the rows are kept until the callback takes them

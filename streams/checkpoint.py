@@ -94,7 +94,7 @@ class BatchLoop:
             while True:
                 batch, prepared = await prepared_q.get()
                 try:
-                    sent = await prepared.finish(owned=lambda: inbox.owns(batch))
+                    sent = await prepared.finish(owned=lambda batch=batch: inbox.owns(batch))
                 except Rebalanced:
                     log.info("pulse: batch of %d messages dropped: partitions reassigned meanwhile", len(batch))
                     inbox.forget(batch.messages)

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Sequence
 
-from rules.lifecycle import DossierFacts, EventFacts, Round, fold, fold_rows, positional, to_ms
+from rules.lifecycle import DossierFacts, EventFacts, Round, fold_rows, positional, to_ms
 # compact event layout: rules.lifecycle's event rows, so DossierLogic folds the stored lists as they are
 from rules.lifecycle import (FLAG_DIGITISED as F_DIGITISED, FLAG_ERESULT as F_ERESULT,
                              FLAG_VNEID as F_VNEID, ROW_CHANNEL as CHANNEL, ROW_FIELD as FIELD,

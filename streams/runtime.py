@@ -103,7 +103,6 @@ class Runtime:
     def build(cls, settings: Settings, outputs: Outputs) -> "Runtime":
         from expectations.checks import Checker
         from schemas.reference import load_reference
-        from sinks.client import get_client
         from sinks.migrate import migrate_settings
         from streams.core import DossierLogic
 

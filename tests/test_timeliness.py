@@ -482,5 +482,6 @@ def test_fast_constructor_builds_the_dataclass_instance():
             "new_promise", "promised")
     a, b = _judgement(*args), Judgement(*args)
     assert a == b and repr(a) == repr(b) and hash(a) == hash(b) and type(a) is Judgement
-    with pytest.raises(Exception):
+    from dataclasses import FrozenInstanceError
+    with pytest.raises(FrozenInstanceError):
         a.outcome = Outcome.EARLY   # still frozen

@@ -75,7 +75,6 @@ import bz2
 import email.parser
 import email.policy
 import hmac
-import io
 import json
 import logging
 import lzma

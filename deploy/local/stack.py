@@ -46,7 +46,7 @@ class Part:
     name: str
     url: str
     check: Callable[[], bool]
-    start: Callable[[], None]
+    start: Callable[[], object]
     stop: Callable[[], None]
     pid: Callable[[], int | None]
 

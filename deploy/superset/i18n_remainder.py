@@ -95,7 +95,11 @@ class Classifier:
             if e.msgid_plural and e.msgid not in same:
                 self.msgids.setdefault(_norm(e.msgid_plural), e.msgid)
         self.patterns = [(p, m) for n, m in self.msgids.items() if (p := _pattern(n))]
-        self.vi = {_norm(v): k for k, v in vi.items() if k not in same}
+        # one Vietnamese text may translate several msgids ("Đăng nhập": "Sign in" and "Login")
+        self.vi: dict[str, tuple[str, ...]] = {}
+        for k, v in vi.items():
+            if k not in same:
+                self.vi[_norm(v)] = self.vi.get(_norm(v), ()) + (k,)
         self.vi_patterns = [(p, k) for n, k in self.vi.items() if (p := _pattern(n))]
         self.own = self._asset_strings(assets)
 
@@ -117,7 +121,7 @@ class Classifier:
             walk(yaml.safe_load(f.read_text(encoding="utf-8")))
         return out
 
-    def _match(self, s: str, exact: dict, patterns) -> str | None:
+    def _match(self, s: str, exact: dict, patterns):
         if s in exact:
             return exact[s]
         if len(s) > 200 or not re.search(r"[A-Za-zÀ-ỹ]", s):
@@ -134,7 +138,7 @@ class Classifier:
             if not s or s in self.own:
                 continue
             if (m := self._match(s, self.vi, self.vi_patterns)) is not None:
-                translated.add(m)
+                translated.update(m)
             elif (m := self._match(s, self.msgids, self.patterns)) is not None:
                 english.add(m)
         return {"english": sorted(english), "translated": sorted(translated)}
@@ -180,7 +184,8 @@ class Visitor:
             texts += self.texts(OVERLAYS)
         return texts
 
-    def board(self, slug: str, wait_s: float = 60, deep: bool = True) -> dict[str, list[str]]:
+    def board(self, slug: str, wait_s: float = 60, deep: bool = True, shot: Path | None = None,
+              ) -> dict[str, list[str]]:
         p = self.page
         p.goto(f"{self.url}/superset/dashboard/{slug}/")
         p.wait_for_selector('[data-test="dashboard-header-container"]', timeout=wait_s * 1000)
@@ -191,6 +196,8 @@ class Visitor:
                 break
             p.wait_for_timeout(500)
         p.wait_for_timeout(1000)
+        if shot:
+            p.screenshot(path=str(shot), full_page=True)
         out = {"navbar": self.texts('[data-test="navbar-top"]'),
                "header": self.texts('[data-test="dashboard-header-container"]'),
                "filter_bar": self.texts('[data-test="filter-bar"]'),
@@ -265,7 +272,8 @@ def measure(page, url: str, user: str, password: str, boards=BOARDS, classifier:
         page.screenshot(path=str(screenshots / f"login-{user}.png"))
     v.login(user, password)
     for slug in boards:
-        report[slug] = {a: c.classify(t) for a, t in v.board(slug).items()}
+        shot = screenshots / f"{slug}-{user}.png" if screenshots else None
+        report[slug] = {a: c.classify(t) for a, t in v.board(slug, shot=shot).items()}
     report["dashboard_list"] = {a: c.classify(t) for a, t in v.dashboard_list().items()}
     return report
 

@@ -437,7 +437,7 @@ def _ensure_superset_python() -> None:
     except ImportError:
         py = DEFAULT_VENV / "bin" / "python"
         if not py.exists():
-            raise SystemExit(f"Superset's venv is missing: run deploy/superset/install.sh ({py})")
+            raise SystemExit(f"Superset's venv is missing: run deploy/superset/install.sh ({py})") from None
         os.execv(str(py), [str(py), *sys.argv])
 
 

@@ -64,7 +64,8 @@ class Stack:
         return r.stdout
 
     def password(self, who: str = "admin") -> str:
-        return (self.state / ("admin_password" if who == "admin" else "unit_user_password")).read_text().strip()
+        name = {"admin": "admin_password", "unit": "unit_user_password", "province": "province_user_password"}[who]
+        return (self.state / name).read_text().strip()
 
     def api(self, user: str, password: str):
         import httpx
@@ -223,13 +224,16 @@ BIG_NUMBERS = {  # overview chart title -> v_province_now column
 }
 
 
+NO_DATA = ("no data", "không có dữ liệu")  # English (administrator) and Vietnamese (leaders)
+
+
 def _bignums(charts: list[dict]) -> dict[str, float]:
     """Big-number charts by title. Superset's "No data" (a unit leader's unit with no
     rating yet, no dossier today) is left out: ``_assert_same`` then says "not shown"."""
     out = {}
     for c in charts:
         title = c["title"].strip() or c["text"].split("\n")[0].strip()
-        if title in BIG_NUMBERS and c["bignum"] and c["bignum"].strip().lower() != "no data":
+        if title in BIG_NUMBERS and c["bignum"] and c["bignum"].strip().lower() not in NO_DATA:
             out[title] = parse_vn_number(c["bignum"])
     return out
 
@@ -349,3 +353,138 @@ def test_unit_leader_sees_only_own_unit(stack, imported, browser):
     drill = next(c for c in charts if c["title"].startswith("Chi tiết"))
     other_units = set(re.findall(r"(?:Xã|Phường|Sở) [^\n\t]+", drill["text"])) - {name}
     assert not other_units, other_units
+
+
+# ------------------------------------------------------------------------------------
+# language (issue 22): Superset in Vietnamese for the leaders, English for the administrator
+# ------------------------------------------------------------------------------------
+I18N_DIR = REPO / "deploy" / "superset"
+I18N_OUT = REPO / "artifacts" / "i18n"
+# The parts of a board page a leader reads; none of Superset's strings in them may be English.
+VI_AREAS = ("login", "header", "filter_bar", "date_picker", "dashboard_menu", "chart_menu")
+# Strings that must be seen in Vietnamese (so an empty page or a missed menu cannot pass).
+MUST_SEE = {"login": {"Sign in", "Username:", "Password:"},
+            "filter_bar": {"Filters and controls", "Apply filters", "Clear all"},
+            "header": {"Refresh dashboard"},
+            "date_picker": {"Range type", "Actual time range", "Last week", "Current month", "APPLY"},
+            # leaders are read-only: no "Share", and no chart "Download" (CSV export)
+            "chart_menu": {"Force refresh", "View as table", "View query"},
+            "dashboard_menu": {"Refresh dashboard", "Enter fullscreen", "Download"}}
+
+
+def _i18n():
+    import importlib.util
+    import sys
+    sys.path.insert(0, str(I18N_DIR))
+    spec = importlib.util.spec_from_file_location("i18n_remainder", I18N_DIR / "i18n_remainder.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_language_pack_built_not_committed():
+    rem = _i18n()
+    i18n = rem.i18n
+    pot = rem.default_pot()
+    _, entries = i18n.read_po(i18n.PO)
+    assert not i18n.problems(entries, pot)
+    vi = i18n.translations()
+    assert len(vi) >= 300, len(vi)
+    built = pot.parent / "vi" / "LC_MESSAGES"
+    pack = json.loads((built / "messages.json").read_text(encoding="utf-8"))["locale_data"]["superset"]
+    assert {k: v[0] for k, v in pack.items() if k} == vi, "messages.json is stale: run deploy/superset/install.sh"
+    import gettext
+    with open(built / "messages.mo", "rb") as fh:
+        mo = gettext.GNUTranslations(fh)
+    assert all(mo.gettext(k) == v for k, v in vi.items() if "\x04" not in k), "messages.mo is stale"
+    tracked = subprocess.run(["git", "ls-files", "deploy/superset"], cwd=REPO, capture_output=True, text=True).stdout
+    assert ".mo" not in tracked and "messages.json" not in tracked, "build output committed"
+
+
+def _leader_report(stack, browser, user: str, password: str, boards: list[str]) -> dict:
+    rem = _i18n()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    I18N_OUT.mkdir(parents=True, exist_ok=True)
+    ctx = browser()
+    page = ctx.new_page()
+    report = rem.measure(page, stack.url, user, password, boards, screenshots=SHOTS)
+    ctx.close()
+    (I18N_OUT / f"remainder-{user}.json").write_text(json.dumps(report, ensure_ascii=False, indent=1),
+                                                     encoding="utf-8")
+    (I18N_OUT / f"remainder-{user}.txt").write_text(rem.summary(report) + "\n", encoding="utf-8")
+    return report
+
+
+def _assert_vietnamese(report: dict, boards: list[str]) -> None:
+    bad, missing = [], []
+    pages = ["login"] + boards
+    for pg in pages:
+        for area in VI_AREAS:
+            if pg == "login" and area != "login" or pg != "login" and area == "login":
+                continue
+            r = report[pg].get(area)
+            if r is None:
+                missing.append(f"{pg}/{area}: not opened")
+                continue
+            bad += [f"{pg}/{area}: {s!r}" for s in r["english"]]
+            missing += [f"{pg}/{area}: {s!r} not seen in Vietnamese" for s in MUST_SEE[area] - set(r["translated"])]
+    assert not bad, "still English: " + "; ".join(bad)
+    assert not missing, "; ".join(missing)
+
+
+def test_boards_in_vietnamese_for_province_leader(stack, imported, browser):
+    report = _leader_report(stack, browser, "lanhdao_tinh", stack.password("province"), BOARDS)
+    _assert_vietnamese(report, BOARDS)
+
+
+def test_boards_in_vietnamese_for_unit_leader(stack, imported, browser):
+    # A unit leader's boards: the operations board has no unit data and is not theirs.
+    boards = ["tong-quan-tinh", "muc-do-hai-long"]
+    leader = stack.api("lanhdao_donvi", stack.password("unit"))
+    assert leader.get("/api/v1/dashboard/chat-luong-du-lieu").status_code in (403, 404)
+    report = _leader_report(stack, browser, "lanhdao_donvi", stack.password("unit"), boards)
+    _assert_vietnamese(report, boards)
+
+
+def _filter_bar_title(page, stack) -> str:
+    page.goto(f"{stack.url}/superset/dashboard/tong-quan-tinh/")
+    page.wait_for_selector('[data-test="filter-bar"]', timeout=60_000)
+    page.wait_for_timeout(500)
+    return page.locator('[data-test="filter-bar"]').inner_text()
+
+
+def test_admin_english_and_language_choice(stack, imported, browser):
+    ctx = browser()
+    page = ctx.new_page()
+    login(page, stack, "admin", stack.password())
+    assert "Filters and controls" in _filter_bar_title(page, stack)
+    page.screenshot(path=str(SHOTS / "tong-quan-tinh-admin-en.png"))
+    # The navbar's language picker (/lang/<code>) switches, and the choice sticks.
+    page.goto(f"{stack.url}/lang/vi")
+    assert "Bộ lọc và điều khiển" in _filter_bar_title(page, stack)
+    page.goto(f"{stack.url}/lang/en")
+    text = _filter_bar_title(page, stack)
+    assert "Filters and controls" in text and "Bộ lọc" not in text
+    ctx.close()
+    # A leader who picks English keeps English.
+    ctx = browser()
+    page = ctx.new_page()
+    login(page, stack, "lanhdao_tinh", stack.password("province"))
+    assert "Bộ lọc và điều khiển" in _filter_bar_title(page, stack)
+    page.goto(f"{stack.url}/lang/en")
+    assert "Filters and controls" in _filter_bar_title(page, stack)
+    ctx.close()
+
+
+def test_times_in_vietnam_convention(stack, imported, browser):
+    """Timestamps show Vietnam's wall-clock time as dd/mm/yyyy HH:MM (they showed UTC)."""
+    want = stack.ch().query("SELECT formatDateTime(max(raised_at), '%d/%m/%Y %H:%i', 'Asia/Ho_Chi_Minh') "
+                            "FROM alerts").result_rows[0][0]
+    ctx = browser()
+    page = ctx.new_page()
+    login(page, stack, "lanhdao_tinh", stack.password("province"))
+    charts = open_board(page, stack, "tong-quan-tinh", board_charts("tong-quan-tinh"))
+    ctx.close()
+    alerts = next(c for c in charts if c["title"].strip() == "Cảnh báo gần đây")
+    shown = re.findall(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}", alerts["text"])
+    assert shown and shown[0] == want, (shown[:3], want)

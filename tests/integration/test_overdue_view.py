@@ -70,7 +70,7 @@ def test_the_board_lists_exactly_the_dossiers_the_stream_judged_overdue(clickhou
     board = client.query("SELECT dossier_code, deadline, promised_at, deadline_reading FROM v_overdue_now "
                          "ORDER BY dossier_code").result_rows
     assert [r[0] for r in board] == ["D-PAST-DUE", "D-REPROMISED"]
-    for code, deadline, promised_at, reading in board:
+    for code, deadline, _promised_at, reading in board:
         st = as_dict("dossier_state", states[code].row)
         assert deadline == st["deadline"] and reading == st["deadline_reading"] == "shift_by_wait"
     # the re-promised dossier shows the date it carries, and is judged on the first one

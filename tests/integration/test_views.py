@@ -241,7 +241,7 @@ def test_legacy_fixtures_are_the_retired_migrations():
         if m.version not in RETIRED_MIGRATIONS:
             continue
         for stmt in split_statements(m.source):
-            body = "\n".join(l for l in stmt.splitlines() if not l.strip().startswith("--")).strip()
+            body = "\n".join(line for line in stmt.splitlines() if not line.strip().startswith("--")).strip()
             name = re.search(r"\{\{view (\w+)\}\}", body).group(1)
             if not body.startswith("DROP"):
                 last[name] = re.sub(r"^CREATE VIEW IF NOT EXISTS", "CREATE OR REPLACE VIEW", body)
