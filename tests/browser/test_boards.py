@@ -448,9 +448,11 @@ def test_boards_in_vietnamese_for_unit_leader(stack, imported, browser):
 
 def _filter_bar_title(page, stack) -> str:
     page.goto(f"{stack.url}/superset/dashboard/tong-quan-tinh/")
-    page.wait_for_selector('[data-test="filter-bar"]', timeout=60_000)
+    # attached, with its text rendered (it can be laid out hidden for a moment while charts load)
+    page.wait_for_function("() => { const e = document.querySelector('[data-test=\"filter-bar\"]');"
+                           " return e && e.textContent.trim().length > 0; }", timeout=60_000)
     page.wait_for_timeout(500)
-    return page.locator('[data-test="filter-bar"]').inner_text()
+    return page.locator('[data-test="filter-bar"]').text_content()
 
 
 def test_admin_english_and_language_choice(stack, imported, browser):
