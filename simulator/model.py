@@ -478,10 +478,11 @@ class _Lifecycle:
         self.emit(9, finish, **base, supplements=sup, finished_at=finish, handler=self.handler)
         # expected judgement, with the index rules: deadline = original promised + waits
         deadline = cal.add_working_days(promised, wait_total) if wait_total else promised
-        slack = cal.working_days_between(finish, deadline)
-        if len(rounds) >= 2 or slack < 0:
+        # late: finished after the deadline, at the instant (rules.timeliness, docs/RULES.md);
+        # early: at least early_min_working_days working days before it
+        if len(rounds) >= 2 or finish > deadline:
             verdict = "late"
-        elif slack >= cfg.early_min_working_days:
+        elif cal.working_days_between(finish, deadline) >= cfg.early_min_working_days:
             verdict = "early"
         else:
             verdict = "on_time"

@@ -9,7 +9,7 @@ instead of duplicating. Every chart is referenced by uuid in its dashboard's pos
     .venv/bin/python deploy/superset/build_assets.py          # rewrite assets/
     .venv/bin/python deploy/superset/build_assets.py --check  # fail if assets/ is stale
 
-Board views are defined by sinks/migrations/0005_views.sql (columns in sinks/VIEWS.md).
+Board views are defined in sinks/views/<name>.sql, one file each (columns in sinks/VIEWS.md).
 """
 from __future__ import annotations
 
@@ -109,9 +109,9 @@ DATASETS: dict[str, dict] = {
             "sb_overdue_now": ("SUM(overdue_now)", "Quá hạn hiện tại", ",d", "Open dossiers past their promised date"),
             "sb_in_progress": ("SUM(in_progress)", "Đang xử lý", ",d", "Open dossiers"),
             "sb_online_share": ("SUM(online) / nullIf(SUM(received), 0)", "Tỷ lệ trực tuyến", ".1%", "Online share"),
-            "sb_rank_on_time": ("MIN(rank_on_time)", "Hạng đúng hạn", ",d", "Rank by on-time share (province)"),
+            "sb_rank_on_time": ("MIN(rank_on_time)", "Hạng đúng hạn", ",d", "Rank by on-time share among units of the same level"),
             "sb_rank_satisfaction": ("MIN(rank_satisfaction)", "Hạng hài lòng", ",d",
-                                     "Rank by satisfaction share (province)"),
+                                     "Rank by satisfaction share among units of the same level"),
         },
     },
     "v_overdue_now": {
@@ -120,13 +120,25 @@ DATASETS: dict[str, dict] = {
         "columns": {
             "dossier_code": S, "unit_code": S, "unit_name": S, "procedure_code": S, "procedure_name": S,
             "procedure_field": S, "channel": B, "status": B, "received_at": T, "promised_at": T,
-            "overdue_working_days": "Int64", "overdue_hours": "Int64",
+            "deadline": T, "deadline_reading": S, "overdue_working_days": "Int64", "overdue_hours": "Int64",
         },
         "verbose": {"dossier_code": "Mã hồ sơ", "unit_name": "Đơn vị", "procedure_name": "Thủ tục",
-                    "promised_at": "Hẹn trả", "received_at": "Tiếp nhận lúc",
+                    "promised_at": "Hẹn trả", "received_at": "Tiếp nhận lúc", "deadline": "Hạn giải quyết",
+                    "deadline_reading": "Cách tính hạn",
                     "overdue_working_days": "Số ngày quá hạn"},
         "metrics": {
-            "overdue_count": ("COUNT(*)", "Quá hạn hiện tại", ",d", "Open dossiers past their promised date"),
+            "overdue_count": ("COUNT(*)", "Quá hạn hiện tại", ",d",
+                              "Open dossiers past their effective deadline (the stream's judgement)"),
+        },
+    },
+    "v_rules_in_force": {
+        "description": "Cách tính hạn đang áp dụng / The supplement reading the judgements used (last day)",
+        "dttm": None,
+        "columns": {"reading": S, "reading_name": S, "judgements": N, "last_judged_at": T},
+        "verbose": {"reading": "Mã quy tắc", "reading_name": "Cách tính hạn khi bổ sung hồ sơ",
+                    "judgements": "Số lượt đánh giá (24 giờ)", "last_judged_at": "Lần gần nhất"},
+        "metrics": {
+            "rule_judgements": ("SUM(judgements)", "Số lượt đánh giá", ",d", "Judgements in the last day"),
         },
     },
     "v_ratings_daily": {
@@ -490,7 +502,7 @@ OVERVIEW = {
                 PCT),
         ],
         [
-            big("ov_overdue", "Quá hạn hiện tại", "Open past the promised date, now", "v_overdue_now",
+            big("ov_overdue", "Quá hạn hiện tại", "Open past the effective deadline, now", "v_overdue_now",
                 "overdue_count", ",d", follows_time=False, width=3),
             big("ov_in_progress", "Đang xử lý", "Open dossiers, now", "v_dossier_daily", "total_in_progress", ",d",
                 follows_time=False, width=3),
@@ -525,11 +537,17 @@ OVERVIEW = {
         ],
         [
             raw_table("ov_overdue_list", "Hồ sơ đang quá hạn", "Open dossiers past their promised date",
-                      "v_overdue_now", ["unit_name", "procedure_name", "dossier_code", "promised_at",
+                      "v_overdue_now", ["unit_name", "procedure_name", "dossier_code", "promised_at", "deadline",
                                         "overdue_working_days"], "overdue_working_days", width=7, height=60),
             raw_table("ov_alerts", "Cảnh báo gần đây", "Recent alerts", "alerts",
                       ["raised_at", "message"], "raised_at", width=5, height=60, follows_time=True,
                       limit=200),
+        ],
+        [
+            # what "late" and "overdue" on this board were computed with (docs/RULES.md)
+            raw_table("ov_rules", "Cách tính hạn đang áp dụng", "The supplement reading the judgements used, "
+                      "last day (Settings.supplement_reading)", "v_rules_in_force",
+                      ["reading_name", "judgements", "last_judged_at"], "judgements", width=12, height=25),
         ],
     ],
     "filters": [

@@ -1,6 +1,9 @@
 -- Board view (contract with the Superset assets; columns in sinks/VIEWS.md).
 -- Per unit, this calendar month (Vietnam time); overdue_now and in_progress are as of
 -- the aggregates' last refresh. Shares are NULL when the denominator is 0 and rank last.
+-- Units are ranked among their peers (unit_kind: departments with departments, communes
+-- with communes), as the national index ranks them: a commune's on-time share is not
+-- comparable with a department's (different procedures, volumes and legal times).
 -- depends: agg_dossier_daily, agg_overdue, agg_ratings_daily
 
 CREATE OR REPLACE VIEW {{view v_unit_scoreboard}} AS
@@ -8,8 +11,8 @@ SELECT
     unit_code, unit_name, unit_kind,
     received, resolved, on_time_share, satisfaction_share, overdue_now, in_progress,
     online_share, digitised_share,
-    rank() OVER (ORDER BY on_time_share IS NULL, on_time_share DESC)           AS rank_on_time,
-    rank() OVER (ORDER BY satisfaction_share IS NULL, satisfaction_share DESC) AS rank_satisfaction,
+    rank() OVER (PARTITION BY unit_kind ORDER BY on_time_share IS NULL, on_time_share DESC)           AS rank_on_time,
+    rank() OVER (PARTITION BY unit_kind ORDER BY satisfaction_share IS NULL, satisfaction_share DESC) AS rank_satisfaction,
     resolved_in_time, online, digitised, ratings, satisfied
 FROM
 (

@@ -77,4 +77,7 @@ def test_the_board_lists_exactly_the_dossiers_the_stream_judged_overdue(clickhou
     repromised = dict((r[0], r) for r in board)["D-REPROMISED"]
     assert repromised[2] > now > repromised[1]
     assert client.query("SELECT overdue_now FROM v_province_now").result_rows[0][0] == 2
+    # the board says which reading these judgements used
+    (rule,) = client.query("SELECT reading, reading_name, judgements FROM v_rules_in_force").result_rows
+    assert rule[0] == "shift_by_wait" and rule[1].startswith("Hạn ban đầu") and rule[2] == len(states)
     client.close()
