@@ -4,7 +4,7 @@
 -- alerts read these and `overdue`/`outcome`; no view re-derives them from promised_at.
 -- Placed after `overdue` so the row layout keeps version and updated_at last.
 -- Two statements per column: on a cluster the first alters the shards' local tables, the
--- second the Distributed table in front of them; on a single node the second finds the
+-- second the cluster-wide table in front of them; on a single node the second finds the
 -- column and does nothing.
 
 ALTER TABLE {{table dossier_state | cityHash64(dossier_code)}}
