@@ -97,6 +97,12 @@ class WorkerTunables:
     # predecessor, and the gap heals when the predecessor arrives. 10 minutes covers the
     # sync intervals of the one-stop systems we know (every 1-5 minutes); 0 = alert at once.
     illegal_transition_grace_s: float = 600.0
+    # Bounded state (streams.eviction): a dossier closed this long ago, by the stream's clock,
+    # leaves the table (tombstone on its changelog) and is read back from ClickHouse if a late
+    # event comes. 7 days: late syncs come within hours to a couple of days (nightly
+    # re-syncs), and the month-end report reads ClickHouse, not the table. 0 = keep for ever.
+    closed_retention_s: float = 7 * 86400.0
+    eviction_interval_s: float = 300.0        # how often the table is scanned for closed dossiers
     gx_batch_rows: int = 10_000
     gx_batch_seconds: float = 10.0
     gx_min_interval_s: float = 30.0
@@ -175,6 +181,21 @@ class Settings:
     topic_prefix: str = env("PULSE_TOPIC_PREFIX", "motcua.")
     # Short session timeout: a worker joins its group in ~3 s instead of ~30 s (STACK-NOTES).
     kafka_session_timeout_s: float = env("KAFKA_SESSION_TIMEOUT_S", 6.0)
+    # How every client reaches the brokers (issue 21; deploy/production/README.md, "Secured
+    # Kafka"). PLAINTEXT is the local stack; a province cluster is SASL_SSL with SCRAM-SHA-512.
+    # pulse.kafka_security is the one place that turns these into each library's arguments.
+    kafka_security_protocol: str = env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    kafka_sasl_mechanism: str = env("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    kafka_sasl_username: str = env("KAFKA_SASL_USERNAME", "")
+    # repr=False: a Settings printed in a log or a traceback never shows the password.
+    # Prefer KAFKA_SASL_PASSWORD_FILE (a secret mounted as a file, read when a client is
+    # made: pulse.kafka_security.sasl_password); then to_env() hands children the path only.
+    kafka_sasl_password: str = field(default="", repr=False, metadata={"env": "KAFKA_SASL_PASSWORD"})
+    kafka_sasl_password_file: str = env("KAFKA_SASL_PASSWORD_FILE", "")
+    kafka_ssl_cafile: str = env("KAFKA_SSL_CAFILE", "")      # PEM; empty: the system's CAs
+    kafka_ssl_certfile: str = env("KAFKA_SSL_CERTFILE", "")  # PEM client certificate (mutual TLS), optional
+    kafka_ssl_keyfile: str = env("KAFKA_SSL_KEYFILE", "")    # its key; empty: in the certfile
+    kafka_ssl_check_hostname: bool = env("KAFKA_SSL_CHECK_HOSTNAME", True)
 
     # ClickHouse: http(s)://user:password@host:port/database ; the local endpoint serves chDB.
     clickhouse_url: str = env("CLICKHOUSE_URL", "http://default:@127.0.0.1:8123/motcua")
@@ -252,6 +273,49 @@ class Settings:
         allowed = [r.value for r in SupplementReading]
         if self.supplement_reading not in allowed:
             raise SettingsError(f"SUPPLEMENT_READING={self.supplement_reading!r}: expected one of {allowed}")
+        self._validate_kafka_security()
+
+    def _validate_kafka_security(self) -> None:
+        protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+        mechanisms = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+        protocol = self.kafka_security_protocol
+        if protocol not in protocols:
+            raise SettingsError(f"KAFKA_SECURITY_PROTOCOL={protocol!r}: expected one of {list(protocols)}")
+        sasl = protocol.startswith("SASL_")
+        given = [n for n, v in (("KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                                ("KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+                                ("KAFKA_SASL_PASSWORD_FILE", self.kafka_sasl_password_file)) if v]
+        if not sasl and given:
+            # A forgotten KAFKA_SECURITY_PROTOCOL would otherwise connect without logging in.
+            raise SettingsError(f"{', '.join(given)} set but KAFKA_SECURITY_PROTOCOL={protocol} does not log in; "
+                                "use SASL_SSL or SASL_PLAINTEXT")
+        if sasl:
+            if self.kafka_sasl_mechanism not in mechanisms:
+                raise SettingsError(f"KAFKA_SASL_MECHANISM={self.kafka_sasl_mechanism!r}: "
+                                    f"expected one of {list(mechanisms)}")
+            if not self.kafka_sasl_username:
+                raise SettingsError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME")
+            if self.kafka_sasl_password and self.kafka_sasl_password_file:
+                raise SettingsError("set KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both")
+            if not (self.kafka_sasl_password or self.kafka_sasl_password_file):
+                raise SettingsError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_PASSWORD_FILE "
+                                    "(or KAFKA_SASL_PASSWORD)")
+            pw_file = self.kafka_sasl_password_file
+            if pw_file and not os.access(pw_file, os.R_OK):
+                raise SettingsError(f"KAFKA_SASL_PASSWORD_FILE={pw_file!r}: no readable file there")
+        files = (("KAFKA_SSL_CAFILE", self.kafka_ssl_cafile), ("KAFKA_SSL_CERTFILE", self.kafka_ssl_certfile),
+                 ("KAFKA_SSL_KEYFILE", self.kafka_ssl_keyfile))
+        if protocol.endswith("SSL"):
+            for name, path in files:
+                if path and not os.access(path, os.R_OK):
+                    raise SettingsError(f"{name}={path!r}: no readable file there")
+            if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+                raise SettingsError("KAFKA_SSL_KEYFILE set without KAFKA_SSL_CERTFILE")
+        else:
+            given = [n for n, v in files if v]
+            if given:
+                raise SettingsError(f"{', '.join(given)} set but KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS; "
+                                    "use SSL or SASL_SSL")
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)

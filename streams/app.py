@@ -39,6 +39,7 @@ from streams.metrics import metric_rows, partition_lags
 from streams.ratings import prepare_rating_batch
 from streams.runtime import Outputs, Runtime
 from streams.transitions import confirm
+from streams.eviction import evict
 from streams.watchdog import Watchdog
 
 log = logging.getLogger("motcua.streams")
@@ -219,6 +220,14 @@ class Pulse:
             if rows:
                 await rt.sinks.pipeline_metrics.write_async(rows)
             log.info("pulse metrics: %s", rt.metrics.as_dict())
+
+        @app.timer(interval=t.eviction_interval_s)
+        async def evict_closed_dossiers():
+            """Closed dossiers past the retention leave the table (streams.eviction)."""
+            rt = self.runtime
+            if rt is None or not self.ready() or t.closed_retention_s <= 0:
+                return
+            await evict(rt, self.outputs.table, app.consumer.assignment(), self.dossier_events.get_topic_name())
 
         @app.timer(interval=2.0)
         async def unstick_flow_control():

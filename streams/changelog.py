@@ -11,10 +11,10 @@ the same ``producer.flush()`` before Faust commits, so recovery reads them back 
 from __future__ import annotations
 
 
-async def send_in_batches(producer, topic: str, partition: int, records: list[tuple[bytes, bytes]]) -> list:
+async def send_in_batches(producer, topic: str, partition: int, records: list[tuple[bytes, bytes | None]]) -> list:
     """Send ``(key, value)`` records to one partition of ``topic`` as whole record batches
     of the aiokafka ``producer``'s batch size, in order; returns one future per batch
-    (resolved when the broker has acknowledged it)."""
+    (resolved when the broker has acknowledged it). A None value is a tombstone."""
     sent = []
     batch = producer.create_batch()
     for key, value in records:

@@ -26,6 +26,7 @@ from sinks.rows import dossier_event_row_of
 from streams.alerts import send_alerts
 from streams.checkpoint import Rebalanced, start_writes, wait_writes
 from streams.core import compact, deadline_alert, illegal_transition_alert, merge_fresh
+from streams.eviction import needs_history
 from streams.validate import send_dead_letters, validate
 
 log = logging.getLogger("motcua.streams.dossiers")
@@ -122,6 +123,24 @@ class PreparedDossierBatch:
         return sent
 
 
+async def read_back(rt, by_code: dict, overlay: dict, table_get) -> dict:
+    """The earlier events, from ClickHouse, of the batch's dossiers that are neither in the
+    table nor in flight and may have been evicted (streams.eviction.needs_history): one
+    query for the batch, run in a thread. ``{code: event set}`` of those found."""
+    retention_ms = int(rt.tunables.closed_retention_s * 1000)
+    if rt.history is None or retention_ms <= 0:
+        return {}
+    codes = [code for code, (_, compacts, _) in by_code.items()
+             if overlay.get(key := code.encode()) is None and table_get(key) is None
+             and needs_history(compacts, rt.clock_ms, retention_ms)]
+    if not codes:
+        return {}
+    rt.metrics.history_queries += 1
+    found = await asyncio.to_thread(rt.history.events_of, codes)
+    rt.metrics.restored += len(found)
+    return {code: merge_fresh(None, events)[0] for code, events in found.items()}
+
+
 async def prepare_dossier_batch(rt, messages, generation=None) -> PreparedDossierBatch:
     """Validate a batch, apply it to the dossiers' event sets IN MEMORY and hand its rows to
     the sinks. Nothing reaches the table before ``finish``."""
@@ -151,10 +170,14 @@ async def prepare_dossier_batch(rt, messages, generation=None) -> PreparedDossie
         if c[ROW_TIME] > latest.get(tp, -1 << 62):
             latest[tp] = c[ROW_TIME]
 
+    if latest:
+        rt.clock_ms = max(rt.clock_ms, max(latest.values()))
+
     event_rows, state_rows, alerts, updates, states, to_watch = [], [], [], [], [], []
     dups = 0
     overlay = rt.overlay.sets
     table_get = rt.outputs.table.reader()
+    history = await read_back(rt, by_code, overlay, table_get)
     for n, (code, (ctx, compacts, sources)) in enumerate(by_code.items(), 1):
         if not n % (SLICE // 4):
             await asyncio.sleep(0)
@@ -162,6 +185,8 @@ async def prepare_dossier_batch(rt, messages, generation=None) -> PreparedDossie
         current = overlay.get(key)
         if current is None:
             current = table_get(key)
+            if current is None:
+                current = history.get(code)     # an evicted dossier's earlier events (streams.eviction)
         merged, fresh, dup = merge_fresh(current, compacts)
         dups += dup
         if not fresh:

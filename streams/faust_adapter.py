@@ -337,6 +337,35 @@ class DurableTable(faust.Table):
             return store.data.get
         return self.get
 
+    def snapshot(self) -> list:
+        """The table's ``(key, value)`` pairs now, as a list (the memory store's dict copied in
+        one C call; other stores through ``items``)."""
+        from faust.stores.memory import Store as MemoryStore
+        store = self.data
+        if isinstance(store, MemoryStore) and isinstance(getattr(store, "data", None), dict):
+            return list(store.data.items())
+        return list(self.items())
+
+    async def evict_many(self, items) -> list:
+        """``del table[key]`` for each ``(key, partition)``: out of the store, and a tombstone
+        (null value) on the changelog partition, so recovery drops the key too; returns the
+        sends' futures."""
+        from streams.changelog import send_in_batches
+        data = self.data
+        records: dict[int, list] = {}
+        for key, partition in items:
+            try:
+                del data[key]
+            except KeyError:
+                continue
+            records.setdefault(partition, []).append((key, None))
+        producer = cast(Any, self.app.producer)._ensure_producer()
+        sent = []
+        topic = self.changelog_topic.get_topic_name()
+        for partition, recs in records.items():
+            sent += await send_in_batches(producer, topic, partition, recs)
+        return sent
+
     async def put_many(self, items) -> list:
         """``table[key] = value`` for each ``(key, value, partition)``; returns the changelog
         sends' futures (resolved by the broker's ack)."""

@@ -68,6 +68,10 @@ class Metrics:
         self.overdue_marked = 0
         self.due_soon = 0
         self.batches = 0
+        self.evicted = 0                        # closed dossiers that left the table (streams.eviction)
+        self.restored = 0                       # evicted dossiers read back from ClickHouse for a late event
+        self.history_queries = 0                # ClickHouse lookups for dossiers missing from the table
+        self.dossiers_held = 0                  # dossiers in the table at the last eviction scan
         self.flow_unstuck = 0
         self.last_batch_s = 0.0
         self.stage_s = dict.fromkeys(STAGES, 0.0)

@@ -81,7 +81,7 @@ class Runtime:
     stages share (deadline index, GX scheduling, rating ids, batches in flight)."""
 
     def __init__(self, settings: Settings, outputs: Outputs, sinks: Sinks, *, checker, logic, reference=None,
-                 worker_name: str | None = None):
+                 worker_name: str | None = None, history=None):
         self.settings = settings
         self.tunables = settings.tunables
         self.outputs = outputs
@@ -97,6 +97,8 @@ class Runtime:
         self.quality = GxScheduler(settings.tunables)
         self.ratings = RatingIds(settings.tunables.rating_recent_ids)
         self.overlay = Overlay()
+        self.history = history                   # earlier events of evicted dossiers (streams.eviction.History)
+        self.clock_ms = 0                        # the stream's clock: newest event time applied (ms)
         self.ready = False
 
     @classmethod
@@ -105,13 +107,15 @@ class Runtime:
         from schemas.reference import load_reference
         from sinks.migrate import migrate_settings
         from streams.core import DossierLogic
+        from streams.eviction import History
 
         migrate_settings(settings, log=log.info)
         check_row_layouts(settings)
         reference = load_reference()
         return cls(settings, outputs, Sinks.for_clickhouse(settings),
                    checker=Checker.from_suites(reference, settings),
-                   logic=DossierLogic.from_settings(settings, reference=reference), reference=reference)
+                   logic=DossierLogic.from_settings(settings, reference=reference), reference=reference,
+                   history=History(settings))
 
     def alert_fresh(self, deadline: datetime, now: datetime) -> bool:
         """Overdue alerts are for deadlines passing now, not for a month of history replayed."""

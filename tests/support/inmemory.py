@@ -67,6 +67,17 @@ class FakeTable(dict):
         self.sends += futs
         return futs
 
+    def snapshot(self):
+        return list(self.items())
+
+    async def evict_many(self, items):
+        self.tombstones = getattr(self, "tombstones", []) + [(k, p) for k, p in items if k in self]
+        for key, _partition in items:
+            self.pop(key, None)
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return [fut]
+
 
 def make_runtime(settings=None, reference=None) -> Runtime:
     """The worker's Runtime with in-memory sinks, table and topics (no ClickHouse, no broker)."""

@@ -1,0 +1,148 @@
+"""Bounded state: closed dossiers leave the table, and come back if an event arrives late.
+
+The dossier table held every event of every dossier for ever (~0.5 KiB per event: a
+large province's year is ~5 GiB per worker). It needs to hold only what can still change:
+
+* **Eviction** (``evictable``, run by a timer every ``eviction_interval_s``): a dossier
+  whose newest event closed it (rules.lifecycle.CLOSED) more than ``closed_retention_s``
+  ago, by the stream's own clock (the newest event time applied: a replayed history evicts
+  as its time advances, as the live stream does), leaves the table with a tombstone on its
+  changelog, so a restarted worker does not recover it either. Only keys of partitions
+  this worker holds now are evicted: the table's memory store also keeps keys of
+  partitions moved to another worker, and a tombstone for one of those would delete a
+  dossier its new owner holds.
+* **Restore** (``needs_history``, ``History``): an event for a dossier not in the table is
+  either a new dossier or a late one for an evicted dossier. Its earlier events are read
+  back from ClickHouse's ``dossier_events`` (every applied event is there: a batch's rows
+  land before the table changes, streams.checkpoint) when the dossier's events in the
+  batch cannot be a new dossier's start: a first status past "received" (3+), or an event
+  older than the retention by the stream's clock. Then the set is folded and judged as if
+  it had stayed, and its ``dossier_state`` row gets the right version (2 × distinct events
+  + overdue). A new dossier's first events (status 1 or 2, recent) cost no query.
+  Known gap, by this rule: an evicted dossier that receives a recent status-1/2 event (a
+  dossier re-opened from its start) is not restored; its new row then has a lower version
+  than the one stored, and ClickHouse keeps the stored one.
+
+Default retention: 7 days. Late syncs seen from unit systems come within hours to a
+couple of days (nightly re-syncs), and the month-end report reads ClickHouse, not the
+table, so a week keeps nearly every late event off the restore path while bounding the
+table to about a week of closed dossiers plus the open ones.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from rules.lifecycle import CLOSED, ROW_STATUS, ROW_TIME, to_ms
+
+NEW_DOSSIER_STATUSES = frozenset({1, 2})
+
+
+def evictable(items: Iterable[tuple[Any, Any]], clock_ms: int, retention_ms: int, skip) -> list:
+    """Keys of the dossiers whose newest event closed them before ``clock_ms - retention_ms``
+    (``skip``: keys not to touch, e.g. of batches still in flight)."""
+    cutoff = clock_ms - retention_ms
+    out = []
+    for key, events in items:
+        if not events or key in skip:
+            continue
+        last = events[-1]
+        if last[ROW_STATUS] in CLOSED and last[ROW_TIME] < cutoff:
+            out.append(key)
+    return out
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition a producer's default partitioner gives ``key`` (murmur2, as kafka-python
+    and aiokafka do, and the front doors and simulator produce with): the table's changelog
+    is co-partitioned with dossier-events, so this is the key's changelog partition."""
+    from aiokafka.partitioner import murmur2
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def needs_history(compacts: list, clock_ms: int, retention_ms: int) -> bool:
+    """Whether a dossier missing from the table may have earlier events in ClickHouse."""
+    first = min(compacts, key=lambda c: (c[ROW_TIME], c[0]))
+    if first[ROW_STATUS] not in NEW_DOSSIER_STATUSES:
+        return True
+    return min(c[ROW_TIME] for c in compacts) < clock_ms - retention_ms
+
+
+HISTORY_COLUMNS = ("event_id", "event_time", "status", "unit_code", "procedure_code", "procedure_field", "channel",
+                   "submitted_at", "received_at", "promised_at", "finished_at", "returned_at", "refused_at",
+                   "supplements", "has_digitised_components", "electronic_result", "vneid_authenticated",
+                   "paid_online")
+
+
+def compact_from_row(r: dict) -> tuple:
+    """A ``dossier_events`` row as the stream's compact event (streams.core.compact)."""
+    from rules.lifecycle import FLAG_DIGITISED, FLAG_ERESULT, FLAG_VNEID
+    return (
+        r["event_id"], to_ms(r["event_time"]), int(r["status"]), r["unit_code"], r["procedure_code"],
+        r["procedure_field"], int(r["channel"]), to_ms(r["submitted_at"]), to_ms(r["received_at"]),
+        to_ms(r["promised_at"]), to_ms(r["finished_at"]), to_ms(r["returned_at"]), to_ms(r["refused_at"]),
+        tuple((to_ms(s[0]), to_ms(s[1]), to_ms(s[2]), to_ms(s[3])) for s in r["supplements"]) if r["supplements"] else (),
+        (FLAG_DIGITISED if r["has_digitised_components"] else 0) | (FLAG_ERESULT if r["electronic_result"] else 0)
+        | (FLAG_VNEID if r["vneid_authenticated"] else 0),
+        int(r["paid_online"]),
+    )
+
+
+class History:
+    """Earlier events of dossiers, from ClickHouse's ``dossier_events`` (FINAL: one row per
+    event id). One query per batch for all the dossiers it needs."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def events_of(self, codes: list[str]) -> dict[str, list[tuple]]:
+        from sinks.client import get_client
+        client = get_client(self.settings)
+        try:
+            q = (f"SELECT dossier_code, {', '.join(HISTORY_COLUMNS)} FROM dossier_events FINAL "
+                 "WHERE dossier_code IN {codes:Array(String)}")
+            out: dict[str, list[tuple]] = {}
+            result = client.query(q, parameters={"codes": codes})
+            names = result.column_names
+            for row in result.result_rows:
+                d = dict(zip(names, row))
+                out.setdefault(d["dossier_code"], []).append(compact_from_row(d))
+            return out
+        finally:
+            client.close()
+
+
+
+
+
+async def evict(rt, table, assignment, input_topic: str, chunk: int = 50_000) -> int:
+    """One eviction scan of the table; returns how many dossiers left it."""
+    import asyncio
+
+    from pulse import topics
+    from streams.checkpoint import confirmed
+    held = table.snapshot()
+    rt.metrics.dossiers_held = len(held)
+    mine = {tp.partition for tp in assignment if tp.topic == input_topic}
+    partitions = topics.DOSSIER_EVENTS.partitions
+    retention_ms = int(rt.tunables.closed_retention_s * 1000)
+    now = None
+    out = []
+    for i in range(0, len(held), chunk):
+        for key in evictable(held[i:i + chunk], rt.clock_ms, retention_ms, rt.overlay.sets):
+            p = partition_of(key, partitions)
+            if p not in mine:
+                continue
+            events = table.reader()(key)
+            if now is None:
+                from datetime import datetime, timezone
+                now = datetime.now(timezone.utc)
+            code = key.decode() if isinstance(key, bytes) else key
+            if events and not rt.logic.state(code, events, now).facts.is_open:   # the fold agrees: closed
+                out.append((key, p))
+        await asyncio.sleep(0)
+    del held
+    if out:
+        await confirmed(await table.evict_many(out))
+        rt.metrics.evicted += len(out)
+        rt.metrics.dossiers_held -= len(out)
+    return len(out)
