@@ -5,6 +5,11 @@ Why this shape: no Debian/PyPI package ships the broker, but Maven Central ships
 ``mvn dependency:copy-dependencies`` puts every jar in one folder and the broker runs as
 ``java -cp 'libs/*' kafka.Kafka server.properties`` in combined broker+controller mode.
 
+With ``security=BrokerSecurity(...)`` the client listener is SASL_SSL (SCRAM-SHA-512 users
+created at format time, TLS from a PKCS12 keystore) instead of PLAINTEXT: the shape of a
+province cluster, for tests/integration/test_kafka_security.py (tests/support/secure_broker.py
+makes the certificates). The local stack (`make up`) stays PLAINTEXT.
+
     python -m deploy.local.kafka_broker fetch|start|stop|status [--dir DIR] [--port N]
 """
 from __future__ import annotations
@@ -51,6 +56,31 @@ def fetch_jars(libs: Path | None = None, quiet: bool = True) -> Path:
 
 
 @dataclass
+class BrokerSecurity:
+    """A SASL_SSL client listener: TLS with ``keystore`` (PKCS12: the broker's key and
+    certificate), SCRAM-SHA-512 logins for ``scram_users`` (name -> password).
+
+    The broker also talks to itself over that listener (inter-broker listener, as a
+    multi-node cluster would), as ``inter_broker_user`` and trusting ``truststore_pem``; a
+    plaintext side door for the broker's own traffic would leave the secured broker open to
+    any local client, and the tests would then prove less."""
+    keystore: Path
+    keystore_password: str
+    truststore_pem: Path
+    scram_users: dict[str, str]
+    inter_broker_user: str = "admin"
+    mechanism: str = "SCRAM-SHA-512"
+
+    def __post_init__(self) -> None:
+        if self.inter_broker_user not in self.scram_users:
+            raise ValueError(f"inter_broker_user {self.inter_broker_user!r} needs a password in scram_users")
+        for name, password in self.scram_users.items():
+            # They go into a JAAS line and StorageTool's [name=...,password=...]: no quoting there.
+            if not all(c.isalnum() or c in "-_." for c in name + password):
+                raise ValueError(f"SCRAM user {name!r}: use letters, digits, '-', '_' or '.' only")
+
+
+@dataclass
 class KafkaBroker:
     """One KRaft node (broker + controller) whose data lives in ``home``."""
     home: Path
@@ -58,6 +88,7 @@ class KafkaBroker:
     controller_port: int = 9093
     libs: Path | None = None
     heap: str = "768m"
+    security: BrokerSecurity | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -75,16 +106,43 @@ class KafkaBroker:
     def log_file(self) -> Path:
         return self.home / "broker.log"
 
+    def _listener_properties(self) -> list[str]:
+        if self.security is None:
+            return [
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ]
+        sec = self.security
+        mech = sec.mechanism.lower()
+        # The controller listener stays PLAINTEXT on 127.0.0.1: only this node's own broker
+        # role talks to it (clients never see it: it is not advertised).
+        return [
+            f"listeners=SASL_SSL://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=SASL_SSL://127.0.0.1:{self.port}",
+            "inter.broker.listener.name=SASL_SSL",
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+            f"sasl.enabled.mechanisms={sec.mechanism}",
+            f"sasl.mechanism.inter.broker.protocol={sec.mechanism}",
+            f"listener.name.sasl_ssl.{mech}.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{sec.inter_broker_user}" password="{sec.scram_users[sec.inter_broker_user]}";',
+            "ssl.keystore.type=PKCS12",
+            f"ssl.keystore.location={sec.keystore}",
+            f"ssl.keystore.password={sec.keystore_password}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={sec.truststore_pem}",
+            "ssl.client.auth=none",
+        ]
+
     def _properties(self) -> str:
         return "\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            *self._listener_properties(),
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             f"log.dirs={self.data_dir}",
             # Single node: internal topics cannot be replicated.
             "offsets.topic.replication.factor=1",
@@ -125,8 +183,14 @@ class KafkaBroker:
             while cid.startswith("-"):  # StorageTool would read a leading '-' as an option
                 cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             cluster_id.write_text(cid)
+        # SCRAM credentials live in the cluster metadata log; in KRaft they can be written at
+        # format time (before any listener is up), so the first login already works.
+        scram: list[str] = []
+        if self.security is not None:
+            for name, password in self.security.scram_users.items():
+                scram += ["--add-scram", f"{self.security.mechanism}=[name={name},password={password}]"]
         subprocess.run(self._java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id.read_text(),
-                                      "-c", str(props)),
+                                      "-c", str(props), *scram),
                        check=True, stdout=subprocess.DEVNULL)
 
     def pid(self) -> int | None:
@@ -136,11 +200,25 @@ class KafkaBroker:
     def healthy(self) -> bool:
         return procs.port_open("127.0.0.1", self.port) and self._metadata_ok()
 
+    def client_settings(self, base=None, user: str | None = None):
+        """Settings (``base`` or the defaults) pointed at this broker, logged in as ``user``
+        (default: the inter-broker user) when it is secured."""
+        from pulse.config import Settings
+        s = (base or Settings()).with_(kafka_bootstrap=self.bootstrap)
+        if self.security is None:
+            return s
+        user = user or self.security.inter_broker_user
+        return s.with_(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism=self.security.mechanism,
+                       kafka_sasl_username=user, kafka_sasl_password=self.security.scram_users[user],
+                       kafka_sasl_password_file="", kafka_ssl_cafile=str(self.security.truststore_pem))
+
     def _metadata_ok(self) -> bool:
         # A broker that listens is not yet one that answers: ask for cluster metadata.
         try:
             from kafka import KafkaAdminClient
-            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+
+            from pulse.kafka_security import kafka_python_kwargs
+            admin = KafkaAdminClient(**kafka_python_kwargs(self.client_settings()), request_timeout_ms=3000)
             try:
                 admin.describe_cluster()
             finally:
