@@ -5,6 +5,8 @@
     pulse up|down|status    the local stack (same as make up / down / status)
     pulse index ...         the national service index (Decision 766) from export files
                             (pulse index --help)
+    pulse index import-supplied FILE
+                            supplied indicator values for the live index (into ClickHouse)
 """
 from __future__ import annotations
 
@@ -24,6 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("command", choices=["topics", "lag", "up", "down", "status"])
     a = p.parse_args(argv)
     s = Settings.from_env()
+    if a.command in ("topics", "lag"):
+        # A wrong password or CA file: exit 2 with what is wrong (pulse.kafka_security), not
+        # kafka-python's "Unable to bootstrap" after 30 s of retries.
+        from pulse.kafka_security import KafkaConnectError, preflight
+        try:
+            preflight(s)
+        except KafkaConnectError as e:
+            print(f"pulse {a.command}: {e}", file=sys.stderr)
+            return 2
     if a.command == "topics":
         from pulse.admin import create_topics
         from pulse.topics import ALL_TOPICS

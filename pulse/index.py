@@ -3,6 +3,7 @@
     pulse index --from FILE... --period 2026-11 [--unit CODE] [--supplied FILE]
                 [--format json|csv] [--as-of ISO] [--kind auto|dossier|dvcqg|rating]
                 [--source ID] [--config YAML] [--all-units] [--skip-bad]
+    pulse index import-supplied FILE     load supplied values for the live index (ClickHouse)
 
 Input files are the importer's formats (``frontdoor.importer``): JSON lines or CSV, read
 with ``frontdoor.importer.iter_records``. A record is a dossier-status event (contract
@@ -187,24 +188,29 @@ def compute_period(events_by_dossier: dict[str, list[EventFacts]], ratings: list
         if d is not None:
             facts.append(d)
     counts = si.count_dossiers(facts, unlinked)
-    province = ref.province
-    codes = set(counts) | set(extra_units)
+    codes = set(extra_units)
     if supplied is not None:
         codes |= {v.unit_code for v in supplied.values}
     if all_units:
         codes |= {u.code for u in ref.units.values() if u.kind != "province"}
-    codes.discard(province.code)
-    units: dict[str, si.UnitIndex] = {}
-    unknown = []
-    for code in sorted(codes):
-        u = ref.units.get(code)
-        if u is None:
-            unknown.append(code)
-            continue
-        units[code] = si.score_unit(code, u.kind, counts.get(code), config, supplied_for(supplied, code, period))
-    total = si.sum_counts(counts.values())  # every dossier of the province's units, unknown ones included
-    prov = si.score_unit(province.code, "province", total, config, supplied_for(supplied, province.code, period))
-    return prov, units, unknown
+    # the scoring step the live worker shares (streams.service_index): counts -> scores
+    return si.score_units(counts, {c: u.kind for c, u in ref.units.items()}, ref.province.code, config,
+                          lambda code: supplied_for(supplied, code, period), units=codes)
+
+
+def resolve_periods(full: si.Period, as_of: datetime, warn=lambda msg: None) -> tuple[si.Period, si.Period]:
+    """(period, previous period) as computed: a period not over at ``as_of`` is counted up to
+    then and compared with the same span of the previous one. The live worker
+    (streams.service_index) cuts its periods the same way."""
+    period = full
+    if full.kind != "mtd" and full.end > as_of:
+        warn(f"period {full.label} is not over at {as_of.isoformat()}: counted up to then")
+        period = si.Period(full.label, full.kind, full.start, max(full.start, as_of))
+    previous = si.previous_period(full)
+    if period.end < full.end:  # a period cut at as_of compares with the same span of the previous one
+        previous = si.Period(previous.label, previous.kind, previous.start,
+                             min(previous.end, previous.start + (period.end - period.start)))
+    return period, previous
 
 
 def _r(x, nd=4):
@@ -292,14 +298,7 @@ def build_report(files: list[Path], period_text: str, *, unit: str | None = None
         full = si.parse_period(period_text, tz, as_of=as_of)
     except ValueError as e:
         raise IndexFailed(str(e)) from None
-    period = full
-    if full.kind != "mtd" and full.end > as_of:
-        warn(f"period {full.label} is not over at {as_of.isoformat()}: counted up to then")
-        period = si.Period(full.label, full.kind, full.start, max(full.start, as_of))
-    previous = si.previous_period(full)
-    if period.end < full.end:  # a period cut at as_of compares with the same span of the previous one
-        previous = si.Period(previous.label, previous.kind, previous.start,
-                             min(previous.end, previous.start + (period.end - period.start)))
+    period, previous = resolve_periods(full, as_of, warn)
     supplied = None
     if supplied_path is not None:
         supplied, warnings = load_supplied(supplied_path, config)
@@ -336,7 +335,45 @@ def build_report(files: list[Path], period_text: str, *, unit: str | None = None
     return report, bad
 
 
+def import_supplied(argv: list[str]) -> int:
+    """``pulse index import-supplied FILE``: check a supplied-indicators file (as ``--supplied``)
+    and load it into ClickHouse (``service_index_supplied``), where the live index
+    (streams.service_index) reads it at its next run. A value loaded again replaces the old one."""
+    from datetime import timezone
+
+    from pulse.config import Settings
+    from sinks.client import database_of, get_client
+    from sinks.rows import SERVICE_INDEX_SUPPLIED_COLUMNS
+    from streams.service_index import supplied_rows
+
+    ap = argparse.ArgumentParser(prog="pulse index import-supplied", description=import_supplied.__doc__)
+    ap.add_argument("file", type=Path, help="supplied indicator values (schemas/supplied-indicators.v1.schema.json)")
+    ap.add_argument("--config", default=str(DEFAULT_CONFIG), help="index configuration YAML")
+    a = ap.parse_args(argv)
+    try:
+        config = load_config(a.config)
+        doc, warnings = load_supplied(a.file, config)
+    except IndexFailed as e:
+        print(f"pulse index: {e}", file=sys.stderr)
+        return 2
+    for w in warnings:
+        print(f"pulse index: {w}", file=sys.stderr)
+    settings = Settings.from_env()
+    client = get_client(settings)
+    try:
+        rows = supplied_rows(doc, config.version, datetime.now(timezone.utc))
+        client.insert("service_index_supplied", rows, column_names=SERVICE_INDEX_SUPPLIED_COLUMNS,
+                      database=database_of(settings))
+    finally:
+        client.close()
+    print(f"pulse index: {len(rows)} supplied value(s) loaded from {a.file}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["import-supplied"]:
+        return import_supplied(argv[1:])
     ap = argparse.ArgumentParser(prog="pulse index", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from", dest="files", nargs="+", type=Path, required=True, metavar="FILE",

@@ -531,3 +531,26 @@ def rank_peers(indices: Sequence[UnitIndex]) -> dict[str, tuple[int, int]]:
             better = sum(1 for p in peers if round(p.total, 9) > round(u.total, 9))
             out[u.unit_code] = (better + 1, len(peers))
     return out
+
+
+def score_units(counts: Mapping[str, Mapping[str, float]], kinds: Mapping[str, str], province_code: str,
+                config: IndexConfig, supplied_of=lambda code: {}, *, units: Iterable[str] = ()
+                ) -> tuple[UnitIndex, dict[str, UnitIndex], list[str]]:
+    """A period's scores from its per-unit base counts (``BASE_COUNTS`` names, however they were
+    counted: ``count_dossiers`` in the batch CLI, SQL sums over ClickHouse in the live worker),
+    so both paths share one scoring step. ``kinds``: unit code -> unit kind (reference data);
+    ``supplied_of(code)``: the unit's supplied values; ``units``: codes to score even without
+    counts. Returns (province roll-up, {unit code: UnitIndex}, codes of unknown units, whose
+    dossiers still count for the province)."""
+    codes = (set(counts) | set(units)) - {province_code}
+    out: dict[str, UnitIndex] = {}
+    unknown = []
+    for code in sorted(codes):
+        kind = kinds.get(code)
+        if kind is None or kind == "province":
+            unknown.append(code)
+            continue
+        out[code] = score_unit(code, kind, counts.get(code), config, supplied_of(code))
+    # every dossier of the province's units, unknown ones included
+    total = sum_counts(counts.values())
+    return score_unit(province_code, "province", total, config, supplied_of(province_code)), out, unknown

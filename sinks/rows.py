@@ -62,6 +62,20 @@ PIPELINE_METRIC_COLUMNS = [
     "end_offset", "lag", "freshness_ms", "events_per_s",
 ]
 
+# The national service index (sinks/migrations/0010_service_index.sql), written by
+# streams.service_index; the supplied values, by `pulse index import-supplied`.
+SERVICE_INDEX_COLUMNS = [
+    "period_kind", "period", "unit_code", "indicator", "period_start", "period_end", "unit_kind",
+    "group_code", "group_name", "name_vi", "numerator", "denominator", "ratio", "points", "max_points",
+    "measured", "source", "note", "measured_max", "rank", "peers", "previous_points", "change", "counts",
+    "config_version", "computed_at",
+]
+
+SERVICE_INDEX_SUPPLIED_COLUMNS = [
+    "unit_code", "period", "indicator", "numerator", "denominator", "ratio", "source", "note",
+    "config_version", "loaded_at",
+]
+
 TABLE_COLUMNS = {
     "dossier_events": DOSSIER_EVENT_COLUMNS,
     "ratings": RATING_COLUMNS,
@@ -70,6 +84,8 @@ TABLE_COLUMNS = {
     "dq_results": DQ_RESULT_COLUMNS,
     "alerts": ALERT_COLUMNS,
     "pipeline_metrics": PIPELINE_METRIC_COLUMNS,
+    "service_index": SERVICE_INDEX_COLUMNS,
+    "service_index_supplied": SERVICE_INDEX_SUPPLIED_COLUMNS,
 }
 
 # Columns identifying a row (ReplacingMergeTree key): the sink's dedup-token source.
@@ -81,6 +97,8 @@ SINK_KEYS = {
     "dq_results": ["batch_id", "suite", "expectation", "column"],
     "alerts": ["alert_id"],
     "pipeline_metrics": ["consumer_group", "topic", "partition", "ts"],
+    "service_index": ["period_kind", "period", "unit_code", "indicator", "computed_at"],
+    "service_index_supplied": ["period", "unit_code", "indicator", "loaded_at"],
 }
 
 

@@ -25,9 +25,10 @@ events up to the end and judges there): finished in the period = outcome early /
 late and ``closed_at`` in the period; open at the end = received before the end and open
 now or closed after the end; late at the end = two supplement rounds or the effective
 ``deadline`` before the end. Exact for the month to date (its end is now); for a past
-period it is the dossier's state now, so a flag set after the end (an electronic result
-issued later) or a deadline moved by a later supplement wait counts as it is now, one
-reason a past period is computed once, right after it ends. A dossier waiting for the
+period it is the dossier's state now, except the electronic result, which counts only if
+the dossier was closed by the end (it is issued with the result); another flag set after
+the end or a deadline moved by a later supplement wait counts as it is now, one reason a
+past period is computed once, right after it ends. A dossier waiting for the
 citizen at the end (no deadline while the clock is stopped) is within its deadline unless
 it has had two rounds; the batch judges it at its open round's request.
 """
@@ -49,21 +50,24 @@ TOTAL = "_total"
 # finished, 10 returned. NULL comparisons are wrapped in ifNull: a missing time is "no".
 _DOSSIERS = """
 SELECT
-    unit_code, outcome, channel, digitised, electronic_result, vneid, paid_online,
-    resolution_working_days, procedure_code IN {full_online:Array(String)} AS full_proc,
-    ifNull(started < p_end, 0)
-        AND (status NOT IN (1, 3) OR (ifNull(closed_at >= p_end, 0) AND received_at IS NOT NULL)) AS in_at_end,
-    in_at_end AND started >= p_start                                        AS received,
-    status IN (9, 10) AND outcome IN ('early', 'on_time', 'late')
-        AND ifNull(closed_at >= p_start AND closed_at < p_end, 0)           AS finished,
-    in_at_end AND NOT finished AND (is_open OR ifNull(closed_at >= p_end, 0)) AS open_at_end,
-    open_at_end AND (supplement_rounds >= 2 OR ifNull(deadline < p_end, 0)) AS open_late,
-    (finished AND outcome = 'late') OR open_late                            AS late,
-    paid_online OR dossier_code IN (
-        SELECT dossier_code FROM {db}.dossier_events WHERE status = 6 AND event_time < p_end) AS financial,
-    dossier_code IN (
+    unit_code, outcome AS d_outcome, channel AS d_channel, digitised AS d_digitised,
+    -- an electronic result is issued with the result: one of a dossier closed after the end
+    -- did not exist at the end (exact for the month to date, whose end is now)
+    toUInt8(electronic_result AND (is_open OR ifNull(closed_at < p_end, 0))) AS d_eresult, vneid AS d_vneid, paid_online AS d_paid, resolution_working_days AS d_rwd,
+    toUInt8(ifNull(procedure_code IN {full_online:Array(String)}, 0)) AS f_full_proc,
+    toUInt8(ifNull(ifNull(started < p_end, 0)
+        AND (status NOT IN (1, 3) OR (ifNull(closed_at >= p_end, 0) AND received_at IS NOT NULL)), 0)) AS f_in_at_end,
+    toUInt8(ifNull(f_in_at_end AND started >= p_start, 0)) AS f_received,
+    toUInt8(ifNull(status IN (9, 10) AND outcome IN ('early', 'on_time', 'late')
+        AND ifNull(closed_at >= p_start AND closed_at < p_end, 0), 0)) AS f_finished,
+    toUInt8(ifNull(f_in_at_end AND NOT f_finished AND (is_open OR ifNull(closed_at >= p_end, 0)), 0)) AS f_open_at_end,
+    toUInt8(ifNull(f_open_at_end AND (supplement_rounds >= 2 OR ifNull(deadline < p_end, 0)), 0)) AS f_open_late,
+    toUInt8(ifNull((f_finished AND outcome = 'late') OR f_open_late, 0)) AS f_late,
+    toUInt8(ifNull(paid_online OR dossier_code IN (
+        SELECT dossier_code FROM {db}.dossier_events WHERE status = 6 AND event_time < {p_end}), 0)) AS f_financial,
+    toUInt8(ifNull(dossier_code IN (
         SELECT assumeNotNull(dossier_code) FROM {db}.ratings FINAL
-        WHERE dossier_code IS NOT NULL AND level <= {dislike:UInt8} AND event_time < p_end) AS disliked
+        WHERE dossier_code IS NOT NULL AND level <= {dislike:UInt8} AND event_time < {p_end}), 0)) AS f_disliked
 FROM
 (
     SELECT *, coalesce(received_at, submitted_at) AS started,
@@ -78,25 +82,25 @@ FROM
 COUNTS_SQL = """
 SELECT
     unit_code,
-    countIf(received)                                          AS received,
-    countIf(received AND channel = 2)                          AS received_online,
-    countIf(received AND full_proc)                            AS received_full_procedure,
-    countIf(received AND channel = 2 AND full_proc)            AS received_online_full_procedure,
-    countIf(received AND digitised)                            AS received_digitised,
-    countIf(received AND digitised AND electronic_result)      AS received_digitised_with_eresult,
-    countIf(received AND vneid)                                AS received_vneid,
-    countIf(received AND paid_online)                          AS paid_online,
-    countIf(received AND financial)                            AS financial_obligation,
-    countIf(finished)                                          AS finished,
-    countIf(finished AND outcome IN ('early', 'on_time'))      AS finished_on_time,
-    countIf(finished AND outcome = 'late')                     AS finished_late,
-    countIf(open_at_end)                                       AS open_at_end,
-    countIf(open_at_end AND NOT open_late)                     AS open_within_deadline,
-    countIf(open_late)                                         AS open_late,
-    countIf(finished AND electronic_result)                    AS results_electronic,
-    countIf((finished OR open_at_end) AND (late OR disliked))  AS late_or_disliked,
-    toFloat64(0)                                               AS unlinked_dislikes,
-    sumIf(toFloat64(ifNull(resolution_working_days, 0)), finished) AS resolution_days_sum
+    countIf(f_received)                                                AS received,
+    countIf(f_received AND d_channel = 2)                              AS received_online,
+    countIf(f_received AND f_full_proc)                                AS received_full_procedure,
+    countIf(f_received AND d_channel = 2 AND f_full_proc)              AS received_online_full_procedure,
+    countIf(f_received AND d_digitised)                                AS received_digitised,
+    countIf(f_received AND d_digitised AND d_eresult)                  AS received_digitised_with_eresult,
+    countIf(f_received AND d_vneid)                                    AS received_vneid,
+    countIf(f_received AND d_paid)                                     AS paid_online,
+    countIf(f_received AND f_financial)                                AS financial_obligation,
+    countIf(f_finished)                                                AS finished,
+    countIf(f_finished AND d_outcome IN ('early', 'on_time'))          AS finished_on_time,
+    countIf(f_finished AND d_outcome = 'late')                         AS finished_late,
+    countIf(f_open_at_end)                                             AS open_at_end,
+    countIf(f_open_at_end AND NOT f_open_late)                         AS open_within_deadline,
+    countIf(f_open_late)                                               AS open_late,
+    countIf(f_finished AND d_eresult)                                  AS results_electronic,
+    countIf((f_finished OR f_open_at_end) AND (f_late OR f_disliked))  AS late_or_disliked,
+    toFloat64(0)                                                       AS unlinked_dislikes,
+    sumIf(toFloat64(ifNull(d_rwd, 0)), f_finished)                     AS resolution_days_sum
 FROM ({dossiers})
 GROUP BY unit_code
 """
@@ -131,7 +135,9 @@ def query_counts(client, database: str, period: si.Period, *, full_online: Itera
     """({unit: base counts}, {unit: information counts}) of ``period`` from ClickHouse."""
     params = {"start_ms": _ms(period.start), "end_ms": _ms(period.end), "full_online": sorted(full_online),
               "dislike": int(dissatisfied_max_level)}
-    sql = COUNTS_SQL.replace("{dossiers}", _DOSSIERS).replace("{db}", f"`{database}`")
+    # the IN subqueries are not correlated: they get the period's end as an expression of their own
+    sql = (COUNTS_SQL.replace("{dossiers}", _DOSSIERS).replace("{db}", f"`{database}`")
+           .replace("{p_end}", "fromUnixTimestamp64Milli({end_ms:Int64}, 'Asia/Ho_Chi_Minh')"))
     counts: dict[str, dict[str, float]] = {}
     res = client.query(sql, parameters=params)
     names = list(res.column_names)
