@@ -86,6 +86,11 @@ class WorkerTunables:
     metrics_interval_s: float = 5.0           # pipeline_metrics rows
     alert_eval_interval_s: float = 30.0       # share / silence alerts evaluated over ClickHouse
     alert_min_count: int = 10                 # fewer dossiers/ratings in the window: no share alert
+    # the national service index (streams.service_index, leader): a month-to-date score moves
+    # slowly, the portal itself publishes monthly, and a run is a few full FINAL scans of
+    # dossier_state (two per period: it and its previous period): every 5 minutes is fresh
+    # enough for a board and cheap on 2 cores
+    service_index_interval_s: float = 300.0
     # GX micro-batches (streams.quality.gx_due): a light stream is validated whole every
     # gx_batch_seconds; once gx_batch_rows wait (under load), one run per gx_min_interval_s
     # on the newest gx_batch_rows (a sample). A run costs ~0.3 s of CPU whatever its

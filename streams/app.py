@@ -25,6 +25,7 @@ import asyncio
 import gc
 import logging
 from datetime import datetime, timezone
+from typing import Any
 
 from pulse import topics
 from pulse.config import Settings
@@ -120,6 +121,7 @@ class Pulse:
         self._runtime_ready = asyncio.Event()
         self.threshold_alerts = ThresholdAlerts(settings, settings.tunables.alert_min_count)
         self.watchdog: Watchdog | None = None
+        self._service_index: Any = None   # streams.service_index.ServiceIndexJob, on the leader's first tick
         self._register()
 
     def ready(self) -> bool:
@@ -208,6 +210,16 @@ class Pulse:
                 await write_all([(rt.sinks.alerts, alerts)])
                 await send_alerts(self.outputs.alerts, alerts)
 
+        @app.timer(interval=t.service_index_interval_s, on_leader=True)
+        async def compute_service_index():
+            """The national service index per unit, month to date (and past periods once) -> service_index."""
+            if self.runtime is None:
+                return
+            try:
+                await asyncio.to_thread(self._compute_service_index)
+            except Exception:  # noqa: BLE001 - ClickHouse may be down; the next tick retries
+                log.warning("service index skipped", exc_info=True)
+
         @app.timer(interval=t.metrics_interval_s)
         async def record_pipeline_metrics():
             """Consumer lag per partition, freshness, events/s -> pipeline_metrics."""
@@ -246,6 +258,17 @@ class Pulse:
         client = get_client(self.settings)
         try:
             return self.threshold_alerts.evaluate(client)
+        finally:
+            client.close()
+
+    def _compute_service_index(self) -> int:
+        from sinks.client import get_client
+        from streams.service_index import ServiceIndexJob
+        if self._service_index is None:   # built on first use: reads the YAML and reference data
+            self._service_index = ServiceIndexJob(self.settings)
+        client = get_client(self.settings)
+        try:
+            return self._service_index.run(client)
         finally:
             client.close()
 
