@@ -172,7 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     producer = None
     if not args.dry_run:
         from kafka import KafkaProducer
-        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", retries=5,
+
+        from pulse.kafka_security import KafkaConnectError, kafka_python_kwargs, preflight
+        try:
+            preflight(settings)   # a wrong password / CA: a clear error now, not retries (pulse.kafka_security)
+        except KafkaConnectError as e:
+            print(f"redrive: {e}", file=sys.stderr)
+            return 2
+        producer = KafkaProducer(**kafka_python_kwargs(settings), acks="all", retries=5,
                                  linger_ms=20, max_in_flight_requests_per_connection=1)
     try:
         summary = redrive(letters, checker, producer, client=client, database=database, dry_run=args.dry_run)

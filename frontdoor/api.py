@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import math
 import signal
 import threading
@@ -55,6 +56,7 @@ from frontdoor import dvcqg
 from frontdoor.credentials import AuthError, Credential, CredentialStore
 from frontdoor.publisher import AsyncPublisher, kafka_reachable
 from pulse.config import Settings
+from pulse.kafka_security import KafkaConnectError, KafkaUnreachableError, preflight
 from pulse.topics import DOSSIER_EVENTS, RATINGS
 from schemas import codec
 from schemas.contracts import MAX_EVENT_BYTES, DossierEvent, KioskRating
@@ -317,6 +319,17 @@ def create_app(settings: Settings, credentials: CredentialStore | str | Path | N
     recent = RecentIds(RECENT_IDS)
 
     async def lifespan(app):
+        # A wrong SASL password or CA file: refuse to start, with the preflight's message
+        # (pulse.kafka_security), instead of answering 503 for ever. A broker that is merely
+        # down is not a reason: the API starts while Kafka is down and publishes once it is up.
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, preflight, settings)
+        except KafkaUnreachableError as e:
+            logging.getLogger("motcua.frontdoor").warning("%s (starting anyway)", e)
+        except KafkaConnectError as e:
+            logging.getLogger("motcua.frontdoor").error("refusing to start: %s", e)
+            raise
+
         def warm():
             try:
                 p = publisher._get()

@@ -45,6 +45,7 @@ from frontdoor import dvcqg
 from frontdoor.api import contract_errors
 from frontdoor.publisher import make_producer
 from pulse.config import Settings
+from pulse.kafka_security import preflight
 from pulse.topics import DOSSIER_EVENTS, RATINGS
 from schemas import codec
 from schemas.contracts import DossierEvent, KioskRating
@@ -150,6 +151,8 @@ def run_import(files: list[Path], settings: Settings, kind: str = "rating", fmt:
     own = producer is None
     if own:
         try:
+            # a wrong password or CA file: the preflight's clear message, not a late timeout
+            preflight(settings)
             producer = make_producer(settings, linger_ms=20, batch_size=256 * 1024)
         except Exception as e:  # noqa: BLE001
             raise ImportFailed(f"Kafka unavailable at {settings.kafka_bootstrap}: {e}") from e

@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from pulse.config import Settings
+from pulse.kafka_security import bootstrap_servers, kafka_python_kwargs
 
 
 class PublishError(Exception):
@@ -26,7 +27,7 @@ class PublishError(Exception):
 
 def producer_config(settings: Settings, **overrides) -> dict:
     cfg = dict(
-        bootstrap_servers=settings.kafka_bootstrap.split(","),
+        **kafka_python_kwargs(settings),   # bootstrap servers, SASL / TLS (pulse.kafka_security)
         acks="all",
         linger_ms=5,
         retries=5,
@@ -48,8 +49,8 @@ def make_producer(settings: Settings, **overrides):
 
 def kafka_reachable(settings: Settings, timeout: float = 1.0) -> bool:
     """A TCP connection to any bootstrap server succeeds (cheap; used by /health)."""
-    for hp in settings.kafka_bootstrap.split(","):
-        host, _, port = hp.strip().rpartition(":")
+    for hp in bootstrap_servers(settings):
+        host, _, port = hp.rpartition(":")
         try:
             with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
                 return True

@@ -6,13 +6,13 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from pulse.config import Settings
+from pulse.kafka_security import kafka_python_kwargs
 from pulse.topics import ALL_TOPICS, TopicSpec
 
 
 def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
     """Create missing topics; return the names created. Existing topics are left as they are."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="pulse-admin",
-                             request_timeout_ms=30000)
+    admin = KafkaAdminClient(**kafka_python_kwargs(settings), client_id="pulse-admin", request_timeout_ms=30000)
     try:
         existing = set(admin.list_topics())
         new = [NewTopic(settings.topic(s.name), num_partitions=s.partitions, replication_factor=1,
@@ -31,14 +31,14 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS)
 def consumer_lag(settings: Settings, group_id: str) -> dict[str, int]:
     """Messages not yet consumed by ``group_id``, per topic (summed over partitions)."""
     from kafka import KafkaConsumer
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
+    admin = KafkaAdminClient(**kafka_python_kwargs(settings), request_timeout_ms=10000)
     try:
         committed = admin.list_group_offsets(group_id).get(group_id, {})
     finally:
         admin.close()
     if not committed:
         return {}
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(**kafka_python_kwargs(settings))
     try:
         ends = consumer.end_offsets(list(committed))
     finally:

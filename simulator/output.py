@@ -20,6 +20,7 @@ from typing import Protocol
 from aiokafka.partitioner import murmur2   # the same hash as kafka-python's default partitioner
 
 from pulse.config import Settings
+from pulse.kafka_security import aiokafka_kwargs, preflight
 from pulse.topics import DOSSIER_EVENTS, RATINGS
 from simulator.model import SimEvent
 
@@ -42,7 +43,7 @@ class _BatchProducer:
     records per partition from the caller's thread (``send``); ``flush`` ships what is
     buffered and waits until the broker acknowledged everything (acks=all)."""
 
-    def __init__(self, bootstrap: str, *, compression: str | None, chunk: int, linger_ms: int,
+    def __init__(self, kafka_kwargs: dict, *, compression: str | None, chunk: int, linger_ms: int,
                  max_batch_size: int, max_pending_chunks: int = 64, sweep_s: float = 0.1,
                  client_id: str = "motcua-simulator"):
         import asyncio
@@ -62,7 +63,7 @@ class _BatchProducer:
         self._thread.start()
 
         async def start():
-            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms,
+            producer = AIOKafkaProducer(**kafka_kwargs, acks="all", linger_ms=linger_ms,
                                         max_batch_size=max_batch_size, max_request_size=8 * 1024 * 1024,
                                         compression_type=compression, client_id=client_id,
                                         request_timeout_ms=60_000)
@@ -224,8 +225,12 @@ class KafkaOutput:
     def __init__(self, settings: Settings, *, compression: str | None = "auto", linger_ms: int = 5,
                  batch_size: int = 1024 * 1024, chunk: int = 2000, sweep_s: float = 0.1):
         self.topics = {name: settings.topic(name) for name in LOGICAL_TOPICS}
+        # A wrong password or CA file: a clear error now (pulse.kafka_security) instead of
+        # aiokafka's "Unable to bootstrap" after its retries.
+        preflight(settings)
+        # bootstrap servers and SASL / TLS from the one place that knows them
         self.producer = _BatchProducer(
-            settings.kafka_bootstrap,
+            aiokafka_kwargs(settings),
             compression=best_compression() if compression == "auto" else compression,
             chunk=chunk, linger_ms=linger_ms, max_batch_size=batch_size, sweep_s=sweep_s)
         self.sent = 0

@@ -52,12 +52,22 @@ def _broker_urls(bootstrap: str) -> list[str]:
 
 
 def faust_app(settings: Settings) -> BatchingApp:
+    from pulse.kafka_security import KafkaConnectError, faust_broker_kwargs, preflight
+    try:
+        # A secured broker with a wrong password or CA file: fail here with what is wrong.
+        # Faust would retry the connection for ever and the worker never becomes ready.
+        # (PLAINTEXT: nothing to check; the worker waits for a broker that is down, as before.)
+        preflight(settings)
+    except KafkaConnectError as e:
+        log.error("worker cannot connect to Kafka: %s", e)
+        raise
     datadir = settings.state_dir / "faust" / settings.faust_app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
     session = float(settings.kafka_session_timeout_s)
     app = BatchingApp(
         settings.faust_app_id,
         broker=_broker_urls(settings.kafka_bootstrap),
+        **faust_broker_kwargs(settings),   # SASL / TLS credentials (pulse.kafka_security)
         store=settings.faust_store,
         datadir=str(datadir),
         web_port=settings.faust_web_port,

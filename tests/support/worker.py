@@ -25,6 +25,11 @@ from pulse.config import REPO_ROOT, Settings
 from pulse.procs import free_port
 
 
+KAFKA_SECURITY_ENV = ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",
+                     "KAFKA_SASL_PASSWORD_FILE", "KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE",
+                     "KAFKA_SSL_CHECK_HOSTNAME")
+
+
 def worker_env(settings: Settings, web_port: int, extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env.update({
@@ -43,6 +48,10 @@ def worker_env(settings: Settings, web_port: int, extra: dict | None = None) -> 
         "ALERT_WINDOW_MINUTES": str(settings.alert_window_minutes),
         "PYTHONUNBUFFERED": "1",
     })
+    # How the worker reaches a secured broker (tests/integration/test_kafka_security.py); for
+    # the PLAINTEXT default these are the defaults, so a test's own environment cannot leak in.
+    full = settings.to_env()
+    env.update({k: full[k] for k in KAFKA_SECURITY_ENV})
     env.update(extra or {})
     return env
 
