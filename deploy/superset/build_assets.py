@@ -141,6 +141,53 @@ DATASETS: dict[str, dict] = {
             "rule_judgements": ("SUM(judgements)", "Số lượt đánh giá", ",d", "Judgements in the last day"),
         },
     },
+    "v_service_index": {
+        "description": "Bộ chỉ số phục vụ (QĐ 766), đã tính và lưu theo đơn vị, kỳ, chỉ số / "
+                       "National service index as computed and stored, per unit, period and indicator",
+        "dttm": None,
+        "columns": {
+            "period_kind": S, "period": S, "period_kind_name": S, "period_name": S, "period_start": T,
+            "period_end": T, "unit_code": S, "unit_name": S, "unit_kind": S, "unit_kind_name": S, "row_kind": S,
+            "indicator": S, "indicator_name": S, "group_code": S, "group_name": S, "numerator": F,
+            "denominator": F, "ratio": F, "points": F, "points_text": S, "max_points": F, "measured": B,
+            "measured_text": S, "source": S, "note": S, "measured_max": F, "rank": N, "peers": N,
+            "previous_points": F, "change": F, "finished": F, "finished_on_time": F, "received": F,
+            "received_online": F, "ratings": F, "ratings_satisfied": F, "is_latest": B, "config_version": S,
+            "computed_at": T,
+        },
+        "verbose": {"period_name": "Kỳ đánh giá", "unit_name": "Đơn vị", "unit_kind_name": "Cấp đơn vị",
+                    "unit_code": "Mã đơn vị", "indicator_name": "Chỉ số", "group_name": "Nhóm chỉ số",
+                    "numerator": "Tử số", "denominator": "Mẫu số", "ratio": "Tỷ lệ", "points_text": "Điểm",
+                    "max_points": "Điểm tối đa", "measured_text": "Đo được", "measured_max": "Điểm đo được",
+                    "rank": "Xếp hạng", "peers": "Số đơn vị cùng cấp", "change": "Thay đổi so với kỳ trước",
+                    "previous_points": "Điểm kỳ trước", "computed_at": "Tính lúc", "note": "Ghi chú"},
+        "metrics": {
+            "si_total": ("sumIf(points, row_kind = 'total')", "Tổng điểm", ",.2f", "Total points (measured indicators)"),
+            "si_measurable": ("sumIf(measured_max, row_kind = 'total')", "Điểm đo được", ",.0f",
+                              "How many of the 100 points were measurable"),
+            "si_rank": ("minIf(rank, row_kind = 'total')", "Xếp hạng cùng cấp", ",d",
+                        "Rank among units of the same level (departments, communes)"),
+            "si_change": ("sumIf(change, row_kind = 'total')", "Thay đổi so với kỳ trước", "+,.2f",
+                          "Change of the total against the previous period"),
+            "si_group_points": ("sumIf(points, row_kind = 'indicator') / nullIf(uniqExactIf(unit_code, "
+                                "row_kind = 'indicator'), 0)", "Điểm đạt (TB mỗi đơn vị)", ",.2f",
+                                "Points earned, average per unit shown"),
+            "si_group_measurable": ("sumIf(measured_max, row_kind = 'indicator') / nullIf(uniqExactIf(unit_code, "
+                                    "row_kind = 'indicator'), 0)", "Điểm đo được (TB mỗi đơn vị)", ",.2f",
+                                    "Measurable points, average per unit shown"),
+        },
+    },
+    "v_index_lost_dossiers": {
+        "description": "Hồ sơ làm mất điểm chỉ số (tháng này) / Dossiers behind lost index points, this month",
+        "dttm": None,
+        "columns": {"dossier_code": S, "unit_code": S, "unit_name": S, "procedure_code": S, "procedure_name": S,
+                    "reason": S, "reason_name": S, "indicators": S, "outcome": S, "outcome_name": S,
+                    "received_at": T, "deadline": T, "closed_at": T},
+        "verbose": {"dossier_code": "Mã hồ sơ", "unit_name": "Đơn vị", "procedure_name": "Thủ tục",
+                    "reason_name": "Lý do mất điểm", "indicators": "Chỉ số bị ảnh hưởng", "outcome_name": "Kết quả",
+                    "received_at": "Tiếp nhận lúc", "deadline": "Hạn giải quyết", "closed_at": "Kết thúc lúc"},
+        "metrics": {"lost_dossiers": ("COUNT(*)", "Hồ sơ làm mất điểm", ",d", "Dossiers behind lost points")},
+    },
     "v_ratings_daily": {
         "description": "Đánh giá hài lòng theo ngày / Satisfaction ratings per day",
         "dttm": "day",
@@ -654,7 +701,61 @@ OPERATIONS = {
     "label_colors": {},
 }
 
-BOARDS = [OVERVIEW, SATISFACTION, OPERATIONS]
+SI_TOTAL = sql_filter("row_kind = 'total'")
+SI_INDICATOR = sql_filter("row_kind = 'indicator'")
+
+SERVICE_INDEX = {
+    "slug": "bo-chi-so-phuc-vu",
+    "title": "Bộ chỉ số phục vụ người dân, doanh nghiệp (QĐ 766)",
+    "description": "Điểm theo Bộ chỉ số 766 của từng đơn vị, do worker tính và lưu (streams.service_index): "
+                   "tổng điểm, điểm đo được, xếp hạng cùng cấp, điểm từng nhóm và chỉ số, hồ sơ làm mất điểm.",
+    "rows": [
+        [
+            big("si_province_total", "Toàn tỉnh: tổng điểm", "Province roll-up: total points", "v_service_index",
+                "si_total", ",.2f", width=3, follows_time=False, filters=[sql_filter("unit_kind = 'province'")]),
+            big("si_province_measurable", "Toàn tỉnh: điểm đo được / 100", "Province roll-up: measurable points",
+                "v_service_index", "si_measurable", ",.0f", width=3, follows_time=False,
+                filters=[sql_filter("unit_kind = 'province'")]),
+            hbar("si_groups", "Điểm theo nhóm chỉ số", "Points per group of indicators (average per unit shown)",
+                 "v_service_index", ["si_group_points", "si_group_measurable"], "group_name", ",.1f",
+                 filters=[SI_INDICATOR, sql_filter("unit_kind != 'province'")], width=6, height=34),
+        ],
+        [
+            table("si_rank_dept", "Sở, ngành: tổng điểm và xếp hạng", "Departments: total, measurable points, "
+                  "rank among departments, change", "v_service_index", ["unit_name"],
+                  ["si_total", "si_measurable", "si_rank", "si_change"], width=6, height=70, order_by="si_total",
+                  follows_time=False, filters=[SI_TOTAL, DEPT], bars=False),
+            table("si_rank_commune", "Xã, phường: tổng điểm và xếp hạng", "Communes: total, measurable points, "
+                  "rank among communes, change", "v_service_index", ["unit_name"],
+                  ["si_total", "si_measurable", "si_rank", "si_change"], width=6, height=70, order_by="si_total",
+                  follows_time=False, filters=[SI_TOTAL, COMMUNE], bars=False),
+        ],
+        [
+            raw_table("si_indicators", "Chi tiết từng chỉ số", "Each indicator: numerator, denominator, ratio, "
+                      "points (Chưa đo = not measured)", "v_service_index",
+                      ["unit_name", "group_name", "indicator_name", "numerator", "denominator", "ratio",
+                       "points_text", "max_points", "measured_text", "change"], "unit_name", desc=False,
+                      width=12, height=80, filters=[SI_INDICATOR], limit=5000,
+                      formats={"ratio": PCT, "change": "+,.2f"}),
+        ],
+        [
+            raw_table("si_lost", "Hồ sơ làm mất điểm (tháng này)", "Dossiers behind lost points this month: "
+                      "late, overdue, rated dissatisfied", "v_index_lost_dossiers",
+                      ["unit_name", "procedure_name", "dossier_code", "reason_name", "outcome_name", "deadline",
+                       "closed_at"], "deadline", width=12, height=60),
+        ],
+    ],
+    "filters": [
+        # one period at a time, the newest (this month to date) first: the view's period names
+        # sort so ("Tháng này đến nay 2026-12" > "Tháng 2026-11" > "Quý ..." > "Năm ...")
+        ("select", "Kỳ đánh giá", "v_service_index", "period_name",
+         {"multiSelect": False, "defaultToFirstItem": True, "enableEmptyFilter": True, "sortAscending": False}),
+        ("select", "Đơn vị", "v_service_index", "unit_name"),
+    ],
+    "label_colors": {"si_group_points": "#1a7f4b", "si_group_measurable": "#b2b2b2"},
+}
+
+BOARDS = [OVERVIEW, SATISFACTION, OPERATIONS, SERVICE_INDEX]
 
 
 def dashboard_yaml(board: dict, first_id: int) -> tuple[dict, list[Chart]]:
@@ -684,7 +785,7 @@ def dashboard_yaml(board: dict, first_id: int) -> tuple[dict, list[Chart]]:
         assert sum(c.width for c in row) <= 12, (board["slug"], r)
 
     filters = []
-    for kind, name, dataset, column in board["filters"]:
+    for kind, name, dataset, column, *options in board["filters"]:
         fid = "NATIVE_FILTER-" + uid("filter", f"{board['slug']}:{name}")[:12]
         if kind == "time":
             excluded = [ids[c.key] for c in charts if not c.follows_time or not DATASETS[c.dataset]["dttm"]]
@@ -700,7 +801,8 @@ def dashboard_yaml(board: dict, first_id: int) -> tuple[dict, list[Chart]]:
                  "targets": [{"column": {"name": column}, "datasetUuid": uid("dataset", dataset)}],
                  "defaultDataMask": {"extraFormData": {}, "filterState": {}, "ownState": {}},
                  "controlValues": {"enableEmptyFilter": False, "defaultToFirstItem": False, "multiSelect": True,
-                                   "searchAllOptions": False, "inverseSelection": False},
+                                   "searchAllOptions": False, "inverseSelection": False,
+                                   **(options[0] if options else {})},
                  "description": ""}
         f.update({"id": fid, "name": name, "type": "NATIVE_FILTER", "cascadeParentIds": [],
                   "scope": {"rootPath": ["ROOT_ID"], "excluded": excluded}})

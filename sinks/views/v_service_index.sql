@@ -4,7 +4,8 @@
 -- of each (period, unit, indicator), with the unit's Vietnamese name. row_kind: 'indicator'
 -- or 'total' (indicator '_total'). points NULL = not measured: `points_text` shows
 -- "Chưa đo" for it (never 0, never full marks). is_latest marks the newest period of its
--- kind (the board's default: the current month to date).
+-- kind (the board's default: the current month to date); an older month to date is
+-- left out (its month is stored as a month).
 -- No depends: reads tables only.
 
 CREATE OR REPLACE VIEW {{view v_service_index}} AS
@@ -55,4 +56,6 @@ SELECT
 FROM (SELECT * FROM {{db}}.service_index FINAL) AS s
 LEFT JOIN (SELECT period_kind, max(period) AS latest FROM {{db}}.service_index GROUP BY period_kind) AS l
     ON s.period_kind = l.period_kind
-LEFT JOIN (SELECT unit_code, unit_name FROM {{db}}.ref_units FINAL) AS u ON s.unit_code = u.unit_code;
+LEFT JOIN (SELECT unit_code, unit_name FROM {{db}}.ref_units FINAL) AS u ON s.unit_code = u.unit_code
+-- a month to date once its month is over is superseded by the month: only the newest is shown
+WHERE s.period_kind != 'mtd' OR s.period = l.latest;

@@ -33,7 +33,7 @@ SHOTS = REPO / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-BOARDS = ["tong-quan-tinh", "muc-do-hai-long", "chat-luong-du-lieu"]
+BOARDS = ["tong-quan-tinh", "muc-do-hai-long", "chat-luong-du-lieu", "bo-chi-so-phuc-vu"]
 
 if not SUPERSET_PY.exists() or not Path(CHROMIUM).exists():
     pytest.skip("Superset venv or chromium missing: run deploy/superset/install.sh", allow_module_level=True)
@@ -439,7 +439,7 @@ def test_boards_in_vietnamese_for_province_leader(stack, imported, browser):
 
 def test_boards_in_vietnamese_for_unit_leader(stack, imported, browser):
     # A unit leader's boards: the operations board has no unit data and is not theirs.
-    boards = ["tong-quan-tinh", "muc-do-hai-long"]
+    boards = ["tong-quan-tinh", "muc-do-hai-long", "bo-chi-so-phuc-vu"]
     leader = stack.api("lanhdao_donvi", stack.password("unit"))
     assert leader.get("/api/v1/dashboard/chat-luong-du-lieu").status_code in (403, 404)
     report = _leader_report(stack, browser, "lanhdao_donvi", stack.password("unit"), boards)

@@ -1,0 +1,63 @@
+"""The board "Bộ chỉ số phục vụ" (issue 20) in a real browser, on the stack of test_boards
+(its seeded province, Superset, the imported bundle, the leader roles and RLS).
+
+The index is computed the way the leader worker does it (streams.service_index.ServiceIndexJob
+over the stack's ClickHouse), then: the province leader's board renders every chart without
+an error, its province total is the stored one, and a not-measured indicator reads "Chưa đo";
+a unit leader gets only their unit's rows from both new datasets (RLS by unit_code).
+"""
+# ruff: noqa: F811 - test_boards' fixtures are imported to be shared, and named as parameters
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.test_boards import (SHOTS, _chart_rows, _dataset_id, _unit_of_sample_user, board_charts,  # noqa: F401
+                                       browser, imported, login, open_board, parse_vn_number, stack)
+
+pytestmark = pytest.mark.browser
+SLUG = "bo-chi-so-phuc-vu"
+
+
+@pytest.fixture(scope="module")
+def indexed(stack, imported):
+    from streams.service_index import ServiceIndexJob
+    client = stack.ch()
+    n = ServiceIndexJob(stack.settings).run(client)
+    assert n > 0
+    total = client.query("SELECT points, measured_max FROM v_service_index WHERE period_kind = 'mtd' "
+                         "AND row_kind = 'total' AND unit_kind = 'province'").result_rows
+    assert len(total) == 1
+    return total[0]
+
+
+def test_board_renders_for_the_province_leader(stack, indexed, browser):
+    points, measurable = indexed
+    ctx = browser()
+    page = ctx.new_page()
+    login(page, stack, "lanhdao_tinh", stack.password("province"))
+    charts = open_board(page, stack, SLUG, board_charts(SLUG))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{SLUG}.png"), full_page=True)
+    ctx.close()
+    by_title = {c["title"]: c["text"] for c in charts}
+    # the default period is the month to date: the province's stored total, as the board shows it
+    shown = parse_vn_number(by_title["Toàn tỉnh: tổng điểm"].split("\n")[0])
+    assert abs(shown - round(points, 2)) < 0.01, (by_title["Toàn tỉnh: tổng điểm"], points)
+    assert parse_vn_number(by_title["Toàn tỉnh: điểm đo được / 100"].split("\n")[0]) == measurable
+    # supplied indicators were not supplied: not measured, shown as such (never 0 or full marks)
+    assert "Chưa đo" in by_title["Chi tiết từng chỉ số"]
+
+
+def test_unit_leader_sees_only_own_unit_index(stack, indexed):
+    code, _name = _unit_of_sample_user(stack)
+    admin = stack.api("admin", stack.password())
+    leader = stack.api("lanhdao_donvi", stack.password("unit"))
+    for table, metric in (("v_service_index", "si_total"), ("v_index_lost_dossiers", "lost_dossiers")):
+        ds = _dataset_id(admin, table)
+        everyone = _chart_rows(admin, ds, ["unit_code"], [metric])
+        assert everyone.status_code == 200, everyone.text
+        assert len({r["unit_code"] for r in everyone.json()["result"][0]["data"]}) > 1, table
+        mine = _chart_rows(leader, ds, ["unit_code"], [metric])
+        assert mine.status_code == 200, (table, mine.text)
+        units = {r["unit_code"] for r in mine.json()["result"][0]["data"]}
+        assert units == {code} if table == "v_service_index" else units <= {code}, (table, units)
