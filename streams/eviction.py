@@ -73,6 +73,17 @@ HISTORY_COLUMNS = ("event_id", "event_time", "status", "unit_code", "procedure_c
                    "paid_online")
 
 
+_ROUND_FIELDS = ("requested_at", "resumed_at", "old_promised_at", "new_promised_at")
+
+
+def _round_ms(s) -> tuple:
+    """A supplement round of the ``supplements`` column: clickhouse-connect returns a named
+    Tuple as a dict, a plain one (and the sink's rows) as a tuple."""
+    if isinstance(s, dict):
+        s = tuple(s[k] for k in _ROUND_FIELDS)
+    return tuple(to_ms(x) for x in s)
+
+
 def compact_from_row(r: dict) -> tuple:
     """A ``dossier_events`` row as the stream's compact event (streams.core.compact)."""
     from rules.lifecycle import FLAG_DIGITISED, FLAG_ERESULT, FLAG_VNEID
@@ -80,7 +91,7 @@ def compact_from_row(r: dict) -> tuple:
         r["event_id"], to_ms(r["event_time"]), int(r["status"]), r["unit_code"], r["procedure_code"],
         r["procedure_field"], int(r["channel"]), to_ms(r["submitted_at"]), to_ms(r["received_at"]),
         to_ms(r["promised_at"]), to_ms(r["finished_at"]), to_ms(r["returned_at"]), to_ms(r["refused_at"]),
-        tuple((to_ms(s[0]), to_ms(s[1]), to_ms(s[2]), to_ms(s[3])) for s in r["supplements"]) if r["supplements"] else (),
+        tuple(_round_ms(s) for s in r["supplements"]) if r["supplements"] else (),
         (FLAG_DIGITISED if r["has_digitised_components"] else 0) | (FLAG_ERESULT if r["electronic_result"] else 0)
         | (FLAG_VNEID if r["vneid_authenticated"] else 0),
         int(r["paid_online"]),
