@@ -13,11 +13,13 @@ All three use the same ``ssl.SSLContext`` recipe (``ssl_context``): the CA file 
 system's CAs), hostname checking, an optional client certificate.
 
 ``check_connection(settings)`` is the preflight of the long-running clients. Why it exists:
-with a wrong password or an untrusted certificate the client libraries do not fail, they
-retry: kafka-python 3.0.12 logs the failed bootstrap connection and tries again until its
-bootstrap timeout (30 s), then raises "Unable to bootstrap"; aiokafka's bootstrap logs it and
-raises "Unable to bootstrap" too, and Faust retries that; what the operator sees is a worker
-that never becomes ready, or a command that fails late with a network-sounding error. The preflight makes one connection
+with a wrong password or an untrusted certificate the client libraries do not say so, they
+retry or generalise. Measured against the real broker without the preflight: kafka-python
+3.0.12 logs each refused bootstrap connection and tries again until its bootstrap timeout,
+so `pulse topics` ended after 30.2 s with a traceback "Unable to bootstrap" (exit 1); the
+API's producer does the same per attempt (5 s), so the API would start and answer 503 for
+ever; the Faust worker (aiokafka) exited after 2 s with "Unable to bootstrap", the SASL
+reason only in an earlier log line. The preflight makes one connection
 itself, within ``timeout_s``, and raises an error that says what is wrong: ``KafkaAuthError``
 (bootstrap, mechanism and user, never the password), ``KafkaTLSError`` (the CA file), or
 ``KafkaUnreachableError``. ``preflight(settings)`` runs it only for a secured protocol:

@@ -54,8 +54,8 @@ def _broker_urls(bootstrap: str) -> list[str]:
 def faust_app(settings: Settings) -> BatchingApp:
     from pulse.kafka_security import KafkaConnectError, faust_broker_kwargs, preflight
     try:
-        # A secured broker with a wrong password or CA file: fail here with what is wrong.
-        # Faust would retry the connection for ever and the worker never becomes ready.
+        # A secured broker with a wrong password or CA file: fail here saying what is wrong
+        # (user, mechanism, CA file); Faust's own failure reads "Unable to bootstrap".
         # (PLAINTEXT: nothing to check; the worker waits for a broker that is down, as before.)
         preflight(settings)
     except KafkaConnectError as e:
