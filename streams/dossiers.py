@@ -183,13 +183,24 @@ async def prepare_dossier_batch(rt, messages, generation=None) -> PreparedDossie
             await asyncio.sleep(0)
         key = code.encode()
         current = overlay.get(key)
+        restored = False
         if current is None:
             current = table_get(key)
             if current is None:
                 current = history.get(code)     # an evicted dossier's earlier events (streams.eviction)
+                restored = current is not None
         merged, fresh, dup = merge_fresh(current, compacts)
         dups += dup
         if not fresh:
+            if restored:
+                # Nothing new, but the set read back must go (back) into the table: else the
+                # dossier stays out of it, and its next event, if it looks like a new
+                # dossier's start, would be folded without these. (Seen under kill -9: an
+                # out-of-order event written to ClickHouse just before the crash was read
+                # back on the replay as a duplicate, and the late predecessor then started
+                # an event set of its own without it.)
+                updates.append((key, merged, ctx))
+                overlay[key] = merged
             continue
         if dup:  # the sources of the events applied (merge_fresh keeps the compact objects)
             applied_ids = set(map(id, fresh))

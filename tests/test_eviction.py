@@ -137,3 +137,23 @@ def test_an_evicted_dossier_comes_back_exactly_for_a_late_event():
     # the restored dossiers are back in the table with all their events
     for code in closed:
         assert [c[0] for c in table[code.encode()]] == [e.event_id for e in all_events[code][0]] + [f"{code}-event-4"]
+
+
+def test_a_read_back_duplicate_puts_the_dossier_back_in_the_table():
+    """The replay after a crash: an out-of-order event (status 5 before its 'received') was
+    written to ClickHouse, but the crash lost the table's change. Replayed, it is read back
+    as a duplicate of itself; the dossier must still go back into the table, or its late
+    predecessor (status 2: a new dossier's start, no read-back) starts a set without it."""
+    rt = make_runtime()
+    rt.quality.maybe_run = lambda dq_sink, force=False: None
+    rt.history = SinkHistory(rt.sinks.dossier_events)
+    table = rt.outputs.table
+    evs, _ = _events("D-DUP", datetime.now(VN) - timedelta(days=1), closed=False)     # 2, 5
+    asyncio.run(process_batch(rt, prepare_dossier_batch, _msgs([evs[1]])))            # the 5 first
+    table.clear()                                                                      # the crash
+    asyncio.run(process_batch(rt, prepare_dossier_batch, _msgs([evs[1]])))            # replayed
+    assert [c[0] for c in table[b"D-DUP"]] == [evs[1].event_id]
+    asyncio.run(process_batch(rt, prepare_dossier_batch, _msgs([evs[0]], 1)))         # the late 2
+    assert [c[0] for c in table[b"D-DUP"]] == [evs[0].event_id, evs[1].event_id]
+    st = dict(zip(DOSSIER_STATE_COLUMNS, rt.sinks.dossier_state.rows[-1]))
+    assert st["version"] == 2 * 2 and st["status"] == 5
