@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pulse.config import Settings
 from schemas.codec import encode
 from schemas.contracts import DossierEvent, SupplementRound
 from schemas.reference import load_reference
