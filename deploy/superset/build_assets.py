@@ -746,10 +746,13 @@ SERVICE_INDEX = {
         ],
     ],
     "filters": [
-        # one period at a time, the newest (this month to date) first: the view's period names
-        # sort so ("Tháng này đến nay 2026-12" > "Tháng 2026-11" > "Quý ..." > "Năm ...")
-        ("select", "Kỳ đánh giá", "v_service_index", "period_name",
-         {"multiSelect": False, "defaultToFirstItem": True, "enableEmptyFilter": True, "sortAscending": False}),
+        # one kind of period at a time, by default this month to date (the view keeps only the
+        # newest month to date, so the default is exactly one period: a fixed default value,
+        # because "first item" defaults were not applied in Superset 4 and the charts summed
+        # every stored period); a month, quarter or year is then picked in "Kỳ đánh giá"
+        ("select", "Loại kỳ", "v_service_index", "period_kind_name",
+         {"multiSelect": False, "enableEmptyFilter": True, "default": "Tháng này (đến nay)"}),
+        ("select", "Kỳ đánh giá", "v_service_index", "period_name", {"multiSelect": False}),
         ("select", "Đơn vị", "v_service_index", "unit_name"),
     ],
     "label_colors": {"si_group_points": "#1a7f4b", "si_group_measurable": "#b2b2b2"},
@@ -802,8 +805,12 @@ def dashboard_yaml(board: dict, first_id: int) -> tuple[dict, list[Chart]]:
                  "defaultDataMask": {"extraFormData": {}, "filterState": {}, "ownState": {}},
                  "controlValues": {"enableEmptyFilter": False, "defaultToFirstItem": False, "multiSelect": True,
                                    "searchAllOptions": False, "inverseSelection": False,
-                                   **(options[0] if options else {})},
+                                   **{k: v for k, v in (options[0] if options else {}).items() if k != "default"}},
                  "description": ""}
+        default = (options[0] if options else {}).get("default")
+        if kind != "time" and default is not None:
+            f["defaultDataMask"] = {"extraFormData": {"filters": [{"col": column, "op": "IN", "val": [default]}]},
+                                    "filterState": {"value": [default], "label": default}, "ownState": {}}
         f.update({"id": fid, "name": name, "type": "NATIVE_FILTER", "cascadeParentIds": [],
                   "scope": {"rootPath": ["ROOT_ID"], "excluded": excluded}})
         filters.append(f)
