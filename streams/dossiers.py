@@ -46,6 +46,9 @@ class Overlay:
     def __init__(self):
         self.sets: dict = {}
         self.generation = None
+        # keys of the batch being prepared right now: prepare reads the table across awaits
+        # (a ClickHouse read-back, yields to the loop), so eviction must leave them alone
+        self.preparing: set = set()
 
     def enter(self, generation) -> None:
         if generation is not None and generation != self.generation:
@@ -177,6 +180,7 @@ async def prepare_dossier_batch(rt, messages, generation=None) -> PreparedDossie
     dups = 0
     overlay = rt.overlay.sets
     table_get = rt.outputs.table.reader()
+    rt.overlay.preparing = {code.encode() for code in by_code}
     history = await read_back(rt, by_code, overlay, table_get)
     for n, (code, (ctx, compacts, sources)) in enumerate(by_code.items(), 1):
         if not n % (SLICE // 4):
@@ -219,6 +223,7 @@ async def prepare_dossier_batch(rt, messages, generation=None) -> PreparedDossie
         overlay[key] = merged
         states.append(st)
 
+    rt.overlay.preparing = set()
     dl_rows = [d.to_row() for d in dead]
     t2 = time.monotonic()
     s = rt.sinks

@@ -133,6 +133,12 @@ def _diagnose(client, codes, workers, events=()) -> str:
         by_part = Counter(partition_of(e.key, DOSSIER_EVENTS.partitions) for e in events
                           if e.topic == "dossier-events" and e.key in wanted)
         lines.append(f"their events in Kafka by partition: {dict(sorted(by_part.items()))}")
+        for code in codes[:3]:       # one dossier's story: its state rows (every version) and events
+            rows = client.query("SELECT version, status, updated_at FROM dossier_state WHERE dossier_code = {c:String} "
+                                "ORDER BY updated_at", parameters={"c": code}).result_rows
+            ch = sorted(r[0] for r in client.query("SELECT DISTINCT event_id FROM dossier_events WHERE "
+                                                   "dossier_code = {c:String}", parameters={"c": code}).result_rows)
+            lines.append(f"{code}: state rows {rows}; events in ClickHouse {ch}")
     for path in [p for w in workers for p in w.logs]:
         try:
             text = path.read_text(errors="replace").splitlines()
@@ -142,7 +148,11 @@ def _diagnose(client, codes, workers, events=()) -> str:
                 and "woke up too late" not in ln]
         lines.append(f"--- {path.name} ({len(text)} lines)")
         lines.extend(keep[-40:])
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    for w in workers[:1]:       # the whole story beside the workers' logs (pytest cuts long messages)
+        if w.logs:
+            w.logs[-1].with_name("diagnosis.txt").write_text(text)
+    return text
 
 
 def simulated_month(settings, tmp_path, name: str, scale: float = 0.1, batch: int = 300):
