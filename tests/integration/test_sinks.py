@@ -723,7 +723,9 @@ def test_sink_stores_exactly_what_a_plain_insert_stores(ch_settings, client):
         state_rows.append([f"D-{i:05d}", f"U{i % 7:03d}", "1.001193", "TP-HT", 1 + i % 3, [4, 10][i % 2],
                            t - timedelta(days=1), t, t + timedelta(days=3), closed, None, None, closed, i % 3,
                            0.25 * (i % 4), ["", "early", "on_time", "late", "withdrawn", "refused", "stopped"][i % 7],
-                           None if i % 2 else 1.5, i % 2 == 1, i % 5 == 0, i % 3 == 0, i % 4 == 0, i % 6 == 0, i % 7 == 0,
+                           None if i % 2 else 1.5, i % 2 == 1, i % 5 == 0,
+                           t + timedelta(days=2) if i % 2 else None, "shift_by_wait" if i % 2 else "",   # deadline, reading
+                           i % 3 == 0, i % 4 == 0, i % 6 == 0, i % 7 == 0,
                            t - timedelta(days=1), t, 2 * i + 1, updated])
     ratings = []
     for i in range(120):
@@ -745,8 +747,18 @@ def test_sink_stores_exactly_what_a_plain_insert_stores(ch_settings, client):
                "message": f"hồ sơ {i}"} for i in range(40)]   # mappings (as streams.core.alert_row), keys in another order
     metrics = [[now - timedelta(seconds=5 * i), "w1", "motcua-pulse", "motcua.dossier-status", i % 3, i, i + 10, 10,
                 800 + i, 500.5] for i in range(50)]
+    start = datetime(2026, 11, 1, tzinfo=VN)
+    index = [["month", "2026-11", f"U{i % 7:03d}", ["ontime", "online", "_total"][i % 3], start, start + timedelta(days=30),
+              ["department", "commune"][i % 2], "progress", "Tiến độ giải quyết", "Tỷ lệ đúng hạn",
+              None if i % 4 == 0 else float(i), None if i % 4 == 0 else 40.0, None if i % 4 == 0 else i / 40,
+              None if i % 4 == 0 else i / 2, 20.0, i % 4 != 0, ["live", "supplied", ""][i % 3], "", 56.0,
+              i % 5 or None, 12 if i % 3 == 2 else None, None, None, {"received": float(i)} if i % 3 == 2 else {},
+              "v2025", now - timedelta(seconds=i)] for i in range(30)]
+    supplied = [[f"U{i % 7:03d}", "2026-11", "openness.published", float(i), 10.0, None, "so-tu-phap",
+                 None if i % 2 else "ghi chú", "v2025", now - timedelta(seconds=i)] for i in range(10)]
     cases = [("dossier_events", [ev_rows, tick_rows, of_rows]), ("dossier_state", [state_rows]), ("ratings", [ratings]),
-             ("dead_letters", [dead]), ("dq_results", [dq]), ("alerts", [alerts]), ("pipeline_metrics", [metrics])]
+             ("dead_letters", [dead]), ("dq_results", [dq]), ("alerts", [alerts]), ("pipeline_metrics", [metrics]),
+             ("service_index", [index]), ("service_index_supplied", [supplied])]
     assert {t for t, _ in cases} == set(TABLE_COLUMNS)
     assert len(DQ_RESULT_COLUMNS) == len(dq[0]) and set(alerts[0]) == set(ALERT_COLUMNS)
 
