@@ -133,9 +133,10 @@ async def read_back(rt, by_code: dict, overlay: dict, table_get) -> dict:
     retention_ms = int(rt.tunables.closed_retention_s * 1000)
     if rt.history is None or retention_ms <= 0:
         return {}
-    codes = [code for code, (_, compacts, _) in by_code.items()
+    clocks = rt.clocks
+    codes = [code for code, (m, compacts, _) in by_code.items()
              if overlay.get(key := code.encode()) is None and table_get(key) is None
-             and needs_history(compacts, rt.clock_ms, retention_ms)]
+             and needs_history(compacts, clocks.get((m.topic, m.partition), 0), retention_ms)]
     if not codes:
         return {}
     rt.metrics.history_queries += 1
@@ -173,8 +174,10 @@ async def prepare_dossier_batch(rt, messages, generation=None) -> PreparedDossie
         if c[ROW_TIME] > latest.get(tp, -1 << 62):
             latest[tp] = c[ROW_TIME]
 
-    if latest:
-        rt.clock_ms = max(rt.clock_ms, max(latest.values()))
+    clocks = rt.clocks
+    for tp, t in latest.items():
+        if t > clocks.get(tp, -1 << 62):
+            clocks[tp] = t
 
     event_rows, state_rows, alerts, updates, states, to_watch = [], [], [], [], [], []
     dups = 0
