@@ -109,6 +109,19 @@ class History:
         from sinks.client import get_client
         client = get_client(self.settings)
         try:
+            # First which of them ClickHouse knows at all, on dossier_state's primary key
+            # (ordered by dossier_code: the lookup reads only the granules of those codes).
+            # Most lookups find nothing (a feed that starts in the middle of dossiers' lives,
+            # an event ahead of its predecessor), and scanning dossier_events for them cost
+            # the endpoint ~10 µs per event in bench_pipeline. Exact: every event of an acked
+            # batch has its dossier's state row (the batch's rows land before it is acked);
+            # an unacked batch is replayed with its own events.
+            known = [r[0] for r in client.query(
+                "SELECT DISTINCT dossier_code FROM dossier_state WHERE dossier_code IN {codes:Array(String)}",
+                parameters={"codes": codes}).result_rows]
+            if not known:
+                return {}
+            codes = known
             # No FINAL: it merges every part of the table for each query (in bench_pipeline the
             # endpoint's CPU went from 11 to 41-46 µs per event with it); a replayed copy of
             # an event is dropped by id in merge_fresh anyway. (A bloom-filter skip index on
