@@ -18,7 +18,8 @@ CRITERIA = ("access", "procedure", "officer", "time", "result", "feedback")
 STATE_COLS = ["dossier_code", "unit_code", "procedure_code", "procedure_field", "channel", "status",
               "submitted_at", "received_at", "promised_at", "finished_at", "returned_at", "refused_at",
               "closed_at", "supplement_rounds", "supplement_wait_working_days", "outcome",
-              "resolution_working_days", "is_open", "overdue", "digitised", "paid_online", "vneid",
+              "resolution_working_days", "is_open", "overdue", "deadline", "deadline_reading",
+              "digitised", "paid_online", "vneid",
               "electronic_result", "first_event_time", "last_event_time", "version"]
 RATING_COLS = ["rating_id", "event_time", "ingest_time", "source_system", "contract_version", "kiosk_id",
                "unit_code", "counter_id", "officer_id", "dossier_code", "procedure_code", "level", "scale",
@@ -105,6 +106,7 @@ def seed(settings, days: int = 45, dossiers_per_day: int = 160, ratings_per_day:
                 received - timedelta(minutes=rng.randrange(0, 120)) if channel == 2 else None,
                 received, promised, finished, closed if outcome in ("early", "on_time", "late") else None,
                 refused, closed, 0, 0.0, outcome, rwd, is_open, is_open and promised < now,
+                promised, "shift_by_wait",      # the stream's judgement: no supplement round here
                 rng.random() < 0.62, rng.random() < 0.18 and channel == 2, rng.random() < 0.35 and channel == 2,
                 outcome in ("early", "on_time", "late") and rng.random() < 0.4,
                 received, closed or received + timedelta(minutes=5), 3,

@@ -74,7 +74,7 @@ def _feed(now: datetime) -> tuple[list[DossierEvent], set[str]]:
 
 
 @pytest.fixture(scope="module")
-def truth(settings, clickhouse_endpoint, tmp_path_factory):
+def truth(settings, tmp_path_factory):
     from kafka import KafkaProducer
 
     from pulse.admin import create_topics
@@ -82,11 +82,14 @@ def truth(settings, clickhouse_endpoint, tmp_path_factory):
     from sinks.client import get_client
     from sinks.migrate import migrate_settings
     from sinks.reference import load_reference_tables
+    from tests.support.endpoint import start_endpoint
     from tests.support.worker import start_worker
 
     tag = uuid.uuid4().hex[:8]
     state = tmp_path_factory.mktemp("truth-state")
-    s = settings.with_(clickhouse_url=f"{clickhouse_endpoint.url.rstrip('/')}/motcua_truth_{tag}",
+    # its own ClickHouse: the board's datasets are in the database `motcua`, as in production
+    ep = start_endpoint(tmp_path_factory.mktemp("truth-chdb") / "data")
+    s = settings.with_(clickhouse_url=f"{ep.url}/motcua",
                        topic_prefix=f"truth{tag}.", faust_app_id=f"motcua-truth-{tag}", state_dir=state,
                        superset_port=free_port(), superset_admin_password="",
                        # every overdue dossier of the feed gets its alert, however long ago its deadline passed
@@ -126,6 +129,7 @@ def truth(settings, clickhouse_endpoint, tmp_path_factory):
         subprocess.run([str(SUPERSET_PY), str(MANAGE), "stop"], env=env, cwd=REPO, timeout=60)
         worker.stop()
         client.close()
+        ep.stop()
 
 
 def test_alerts_board_and_state_agree_on_every_overdue_dossier(truth):
