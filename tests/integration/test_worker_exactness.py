@@ -54,7 +54,7 @@ def wait_consumed(s: Settings, worker, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not worker.alive() and worker.proc.returncode == 70:
-            # the worker's stall watchdog exited for a restart (streams/agents.py); crash-only
+            # the worker's stall watchdog exited for a restart (streams/watchdog.py); crash-only
             # recovery is exact, so restart it like a supervisor would
             print(f"worker exited on its stall watchdog; restarting\n{worker.tail(5)}")
             worker.start()
@@ -169,6 +169,16 @@ def simulated_month(settings, tmp_path, name: str, scale: float = 0.1, batch: in
     return s, events
 
 
+def kill_during(s, worker, chunk) -> None:
+    """Produce ``chunk``, let the worker get well into it, then SIGKILL it mid-stream."""
+    produce(s, chunk)
+    target = len(chunk) // 3
+    deadline = time.monotonic() + 120
+    while processed(worker) < target and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.kill()
+
+
 def start_traced(s, tmp_path, name: str = "worker", wait: bool = True):
     """A worker whose input offsets are traced in its log: a failure must be explainable."""
     from tests.support.worker import start_worker
@@ -182,13 +192,7 @@ def test_kill_minus_nine_three_times_then_exact_aggregates(settings, tmp_path):
         chunks = [events[i * len(events) // 4:(i + 1) * len(events) // 4] for i in range(4)]
         kills = 0
         for chunk in chunks[:3]:
-            produce(s, chunk)
-            # let it get well into the chunk, then crash it mid-stream
-            target = len(chunk) // 3
-            deadline = time.monotonic() + 120
-            while processed(worker) < target and time.monotonic() < deadline:
-                time.sleep(0.05)
-            worker.kill()
+            kill_during(s, worker, chunk)
             kills += 1
             worker.start()
         produce(s, chunks[3])
@@ -269,12 +273,7 @@ def test_kill_minus_nine_with_eviction_in_force_and_late_events_for_evicted_doss
     try:
         chunks = [feed[i * len(feed) // 3:(i + 1) * len(feed) // 3] for i in range(3)]
         for chunk in chunks[:2]:
-            produce(s, chunk)
-            target = len(chunk) // 3
-            deadline = time.monotonic() + 120
-            while processed(worker) < target and time.monotonic() < deadline:
-                time.sleep(0.05)
-            worker.kill()
+            kill_during(s, worker, chunk)
             worker.start()
         produce(s, chunks[2])
         wait_consumed(s, worker)
