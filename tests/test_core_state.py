@@ -63,7 +63,7 @@ def assert_same(st, ref):
 
 def test_state_of_simulated_streams_is_the_reference(calendars):
     """The simulator's province feed (duplicates, out-of-order events), merged batch by batch
-    as streams/agents.py does; every state of every batch, both from the very lists (memory
+    as streams/dossiers.py does; every state of every batch, both from the very lists (memory
     store) and from lists read back as JSON (changelog)."""
     from schemas.codec import decode_dossier
     from simulator import DOSSIER_TOPIC, Anomaly, SimConfig, generate
