@@ -462,7 +462,10 @@ def test_board_views_equal_plain_computation(client):
                        "online_share, digitised_share, satisfaction_share FROM v_province_now").result_rows
     assert len(got) == 1
     g = got[0]
-    assert g[0] == sum(recv_day(r) == today for r in final.values()) > 0
+    # (equal, and not vacuous: right after midnight in Vietnam "today" is empty on both sides,
+    # which failed this test at 00:05 Vietnam time; the month then still holds data)
+    assert g[0] == sum(recv_day(r) == today for r in final.values())
+    assert g[0] > 0 or g[1] > 0
     assert (g[1], g[2], g[4], g[5]) == (tot["received"], tot["resolved"], tot["overdue_now"], tot["in_progress"])
     assert _approx(g[3], share(tot["in_time"], tot["resolved"]))
     assert _approx(g[6], share(tot["online"], tot["received"])) and _approx(g[7], share(tot["digitised"], tot["received"]))
