@@ -30,6 +30,8 @@ table to about a week of closed dossiers plus the open ones.
 """
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from rules.lifecycle import CLOSED, ROW_STATUS, ROW_TIME, to_ms
@@ -140,13 +142,8 @@ class History:
             client.close()
 
 
-
-
-
 async def evict(rt, table, assignment, input_topic: str, chunk: int = 50_000) -> int:
     """One eviction scan of the table; returns how many dossiers left it."""
-    import asyncio
-
     from pulse import topics
     from streams.checkpoint import confirmed
     held = table.snapshot()
@@ -154,7 +151,8 @@ async def evict(rt, table, assignment, input_topic: str, chunk: int = 50_000) ->
     mine = {tp.partition for tp in assignment if tp.topic == input_topic}
     partitions = topics.DOSSIER_EVENTS.partitions
     retention_ms = int(rt.tunables.closed_retention_s * 1000)
-    now = None
+    now = datetime.now(timezone.utc)
+    read = table.reader()
     out: list = []
     # the slowest of this worker's partitions sets the clock: never evict by a clock another
     # partition's backlog has not reached (a dossier's events are all in one partition)
@@ -169,10 +167,7 @@ async def evict(rt, table, assignment, input_topic: str, chunk: int = 50_000) ->
             p = partition_of(key, partitions)
             if p not in mine:
                 continue
-            events = table.reader()(key)
-            if now is None:
-                from datetime import datetime, timezone
-                now = datetime.now(timezone.utc)
+            events = read(key)
             code = key.decode() if isinstance(key, bytes) else key
             if events and not rt.logic.state(code, events, now).facts.is_open:   # the fold agrees: closed
                 out.append((key, p))
