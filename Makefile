@@ -40,11 +40,13 @@ bench: install
 install: install-system $(STAMP) install-superset
 	@$(PY) -m deploy.local.kafka_broker fetch >/dev/null
 
-# System packages: Java 17 and Maven for the Kafka broker (Chromium: deploy/superset/install.sh).
+# System packages: Java 17 and Maven for the Kafka broker, Prometheus for the metrics test
+# (Chromium: deploy/superset/install.sh).
 install-system:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3.11-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
