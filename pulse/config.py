@@ -232,7 +232,8 @@ class Settings:
     # Superset
     superset_port: int = env("SUPERSET_PORT", 8088)
     superset_admin_user: str = env("SUPERSET_ADMIN_USER", "admin")
-    superset_admin_password: str = env("SUPERSET_ADMIN_PASSWORD", "")  # empty: `make up` generates one (local only)
+    # repr=False, as for the Kafka password: never in a log line or a traceback.
+    superset_admin_password: str = field(default="", repr=False, metadata={"env": "SUPERSET_ADMIN_PASSWORD"})  # empty: `make up` generates one (local only)
 
     # Domain configuration (values marked "lead" in DOMAIN.md belong here, not in code).
     timezone: str = env("PULSE_TIMEZONE", "Asia/Ho_Chi_Minh")
@@ -358,9 +359,33 @@ class Settings:
         """Where the local Kafka broker's jars are (deploy/local/kafka_broker.py)."""
         return Path(self.kafka_libs) if self.kafka_libs else self.state_dir / "kafka-libs"
 
+    def __repr__(self) -> str:
+        # The generated repr minus secrets: fields marked repr=False are left out, and the
+        # ClickHouse URL's password is masked (a Settings is logged at start and shows up
+        # in tracebacks; an operator pastes those into tickets).
+        shown = []
+        for f in fields(self):
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            if f.name == "clickhouse_url":
+                value = mask_url_password(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
     def topic(self, name: str) -> str:
         """Full Kafka topic name for a logical topic name (see pulse.topics)."""
         return f"{self.topic_prefix}{name}"
+
+
+def mask_url_password(url: str) -> str:
+    """``http://user:secret@host/db`` -> ``http://user:***@host/db``; other URLs unchanged."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def get_settings() -> Settings:

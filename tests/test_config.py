@@ -38,3 +38,16 @@ def test_the_environment_a_child_process_gets_gives_the_same_settings():
     assert Settings.from_env(s.to_env()) == s
     with pytest.raises(SettingsError, match="unknown tunable"):
         Settings().with_tunables(depth=3)
+
+
+def test_repr_shows_no_secret():
+    # A Settings is logged at start and appears in tracebacks: no password in either.
+    s = Settings.from_env({"CLICKHOUSE_URL": "http://pulse:ch-secret@ch.example:8443/motcua",
+                           "SUPERSET_ADMIN_PASSWORD": "ss-secret",
+                           "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "pulse",
+                           "KAFKA_SASL_PASSWORD": "kafka-secret"})
+    shown = repr(s)
+    for secret in ("ch-secret", "ss-secret", "kafka-secret"):
+        assert secret not in shown
+    assert "http://pulse:***@ch.example:8443/motcua" in shown
+    assert s.clickhouse_url.endswith("ch-secret@ch.example:8443/motcua")  # the value itself is intact
