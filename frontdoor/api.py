@@ -5,6 +5,8 @@
 Endpoints (OpenAPI at /openapi.json, docs at /docs):
 
 * ``GET  /health`` — 200 when Kafka is reachable, 503 otherwise (body says which).
+* ``GET  /metrics`` — Prometheus text format: responses by route and status, request
+  times (frontdoor.metrics).
 * ``POST /v1/ratings`` — one KioskRating (contract kiosk-rating) as JSON.
   201 ``{"rating_id", "duplicate": false}`` once Kafka acknowledged it (acks=all);
   200 ``{"duplicate": true}`` for a resubmit of the same rating_id with the same content
@@ -54,6 +56,7 @@ from pydantic.json_schema import models_json_schema
 
 from frontdoor import dvcqg
 from frontdoor.credentials import AuthError, Credential, CredentialStore
+from frontdoor.metrics import ApiMetrics, CountResponses
 from frontdoor.publisher import AsyncPublisher, kafka_reachable
 from pulse.config import Settings
 from pulse.kafka_security import KafkaConnectError, KafkaUnreachableError, preflight
@@ -350,6 +353,9 @@ def create_app(settings: Settings, credentials: CredentialStore | str | Path | N
                   description=__doc__, lifespan=lifespan)
     app.state.settings, app.state.credentials, app.state.publisher = settings, store, publisher
     app.state.recent, app.state.buckets = recent, buckets
+    # every response counted by route template and status, served at /metrics (frontdoor.metrics)
+    api_metrics = app.state.metrics = ApiMetrics()
+    app.add_middleware(CountResponses, metrics=api_metrics)
 
     # -- common request steps ---------------------------------------------------------
 
@@ -378,6 +384,11 @@ def create_app(settings: Settings, credentials: CredentialStore | str | Path | N
             [(ratings_topic, r.kiosk_id.encode(), codec.encode(r)) for r in stamped])
 
     # -- endpoints ----------------------------------------------------------------------
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics():
+        """Prometheus text format: responses by route and status, request times, the process."""
+        return api_metrics.response()
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     async def health():

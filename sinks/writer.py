@@ -52,6 +52,8 @@ from clickhouse_connect.driver.compression import get_compressor
 from clickhouse_connect.driver.exceptions import (DatabaseError, DataError, NotSupportedError, OperationalError,
                                                   ProgrammingError)
 
+from pulse.histogram import Histogram
+
 try:  # bulk datetime -> ticks in C++ (pyarrow is a dependency of the project; optional here)
     import numpy as _np
     import pyarrow as _pa
@@ -438,6 +440,11 @@ class SinkStats:
     rows_refused: int = 0
     split_inserts: int = 0
     last_split: str = ""
+    # for operators (streams.prometheus): outages begun (a batch's first failed insert; the
+    # batch is retried until it lands, the outage's time is in outage_s), and the time of
+    # each insert that succeeded
+    outages: int = 0
+    insert_latency: Histogram = field(default_factory=Histogram)
 
 
 class ClickHouseSink:
@@ -998,7 +1005,9 @@ class ClickHouseSink:
             t0 = time.monotonic()
             try:
                 summary = self._insert_once(batch, prepared)
-                self.stats.insert_s += time.monotonic() - t0
+                took = time.monotonic() - t0
+                self.stats.insert_s += took
+                self.stats.insert_latency.observe(took)
                 self._check_written(summary, len(batch), attempt)
                 if outage_start is not None:
                     self.stats.outage_s += time.monotonic() - outage_start
@@ -1021,6 +1030,7 @@ class ClickHouseSink:
                 self.stats.retries += 1
                 if outage_start is None:
                     outage_start = t0
+                    self.stats.outages += 1
                     log.warning("sink %s: insert of %d rows failed (%s); retrying", self.name, len(batch), msg)
                 self._drop_client()
                 if not transient:

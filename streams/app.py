@@ -85,7 +85,10 @@ def faust_app(settings: Settings) -> BatchingApp:
         consumer_auto_offset_reset="earliest",
         stream_buffer_maxsize=max(16384, 4 * settings.stream_batch_size),
         table_standby_replicas=0,
-        topic_partitions=topics.DOSSIER_EVENTS.partitions,
+        # Faust's own topics (the table's changelog, repartitions) co-partitioned with
+        # dossier-events, replicated like the pipeline's topics (pulse.config, docs/KAFKA.md)
+        topic_partitions=topics.DOSSIER_EVENTS.partition_count(settings),
+        topic_replication_factor=settings.kafka_replication_factor,
         topic_allow_declare=True,
         producer_linger_ms=5,
         # a batch's changelog (one record per changed dossier, ~0.5 KB) in few requests: with
@@ -109,15 +112,22 @@ class Pulse:
         self.view = ConsumerView(app)
 
         def topic(spec: topics.TopicSpec):
-            return app.topic(settings.topic(spec.name), partitions=spec.partitions, key_type=bytes,
+            return app.topic(settings.topic(spec.name), partitions=spec.partition_count(settings), key_type=bytes,
+                             replicas=settings.kafka_replication_factor, config=spec.config(settings),
                              value_type=bytes, key_serializer="raw", value_serializer="raw")
         self.dossier_events = topic(topics.DOSSIER_EVENTS)
         self.ratings = topic(topics.RATINGS)
         self.outputs = Outputs(
             # dossier_code (utf-8 bytes) -> (compact event, ...) (streams.core): the applied-event set of each dossier
             table=app.tables.add(DurableTable(app, name="dossier-events-applied", default=None,
-                                              partitions=topics.DOSSIER_EVENTS.partitions, key_type=bytes,
-                                              beacon=app.tables.beacon)),
+                                              partitions=topics.DOSSIER_EVENTS.partition_count(settings),
+                                              key_type=bytes,
+                                              beacon=app.tables.beacon,
+                                              # compaction that keeps a restart's recovery short
+                                              extra_topic_configs={
+                                                  **faust_adapter.CHANGELOG_TOPIC_CONFIGS,
+                                                  # acks=all means 2 copies (pulse.config, docs/KAFKA.md)
+                                                  "min.insync.replicas": settings.kafka_min_insync_replicas})),
             dead_letters=topic(topics.DEAD_LETTERS), alerts=topic(topics.ALERTS),
             dossier_state=topic(topics.DOSSIER_STATE))
         # the input topics, delivered in batches (bounded: the fetch loop waits when they are full)
@@ -202,6 +212,7 @@ class Pulse:
             alerts += confirm(rt, lambda code: table.get(code.encode()), now)
             if rows or alerts or ch_only:
                 await write_all([(rt.sinks.dossier_state, rows), (rt.sinks.alerts, alerts + ch_only)])
+                rt.metrics.alerted(alerts + ch_only)
                 await send_alerts(self.outputs.alerts, alerts)
             rt.quality.maybe_run(rt.sinks.dq_results)
 
@@ -218,6 +229,7 @@ class Pulse:
                 return
             if alerts:
                 await write_all([(rt.sinks.alerts, alerts)])
+                rt.metrics.alerted(alerts)
                 await send_alerts(self.outputs.alerts, alerts)
 
         @app.timer(interval=t.service_index_interval_s, on_leader=True)
@@ -243,13 +255,35 @@ class Pulse:
                 await rt.sinks.pipeline_metrics.write_async(rows)
             log.info("pulse metrics: %s", rt.metrics.as_dict())
 
-        @app.timer(interval=t.eviction_interval_s)
+        # Checked every few seconds; a scan runs every eviction_interval_s, or sooner once the
+        # stream's clock has moved eviction_clock_step_s since the last scan: a backlog or a
+        # replay moves through days of event time per second of wall time (bench_year: a
+        # month per ~50 s), and by the wall clock alone the table grew by 300 s of input
+        # between scans (~0.5 KiB per event: 1.5-2 GiB per worker at 25,000 events/s).
+        eviction_last: dict = {"wall": 0.0, "clock": None}
+
+        @app.timer(interval=min(t.eviction_interval_s, t.eviction_check_s))
         async def evict_closed_dossiers():
             """Closed dossiers past the retention leave the table (streams.eviction)."""
             rt = self.runtime
             if rt is None or not self.ready() or t.closed_retention_s <= 0:
                 return
+            import time
+            clock = max(rt.clocks.values(), default=None)
+            last_clock = eviction_last["clock"]
+            wall_due = time.monotonic() - eviction_last["wall"] >= t.eviction_interval_s
+            clock_due = (clock is not None and last_clock is not None
+                         and clock - last_clock >= t.eviction_clock_step_s * 1000)
+            if not (wall_due or clock_due):
+                return
+            eviction_last.update(wall=time.monotonic(), clock=clock)
             await evict(rt, self.outputs.table, app.consumer.assignment(), self.dossier_events.get_topic_name())
+
+        @app.timer(interval=0.5)
+        async def follow_recovery():
+            """Samples the table's changelog recovery for the status page (where each
+            partition's reading began: ConsumerView.recovery)."""
+            self.view.recovery()
 
         @app.timer(interval=2.0)
         async def unstick_flow_control():

@@ -115,13 +115,14 @@ class PreparedDossierBatch:
         dups, applied = self.counts
         m.batches += 1
         m.duplicates += dups
-        m.dead_letters += len(self.dead)
+        m.dead_lettered(self.dead)
+        m.alerted(self.alerts)
         m.applied += applied
         done_ms = to_ms(datetime.now(UTC))
         m.count(self.messages)
         for tp, t in self.latest_ms.items():
             m.freshness_ms[tp] = done_ms - t
-        m.last_batch_s = time.monotonic() - self.t0
+        m.batch_done(time.monotonic() - self.t0)
         rt.quality.maybe_run(rt.sinks.dq_results)
         return sent
 

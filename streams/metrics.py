@@ -14,6 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from pulse.histogram import Histogram
+
 log = logging.getLogger("motcua.streams.metrics")
 _TOPIC_PARTITION = operator.attrgetter("topic", "partition")
 
@@ -74,6 +76,9 @@ class Metrics:
         self.dossiers_held = 0                  # dossiers in the table at the last eviction scan
         self.flow_unstuck = 0
         self.last_batch_s = 0.0
+        self.batch_latency = Histogram()        # each dossier batch's time, take to finished (last_batch_s)
+        self.dead_letter_rules: dict = defaultdict(int)   # (kind, rule) -> dead letters breaking it
+        self.alert_kinds: dict = defaultdict(int)         # alert kind -> alerts raised
         self.stage_s = dict.fromkeys(STAGES, 0.0)
         self._prev = (time.monotonic(), 0)
         self._sinks = list(sinks)
@@ -88,6 +93,26 @@ class Metrics:
         for tp in map(_TOPIC_PARTITION, messages):
             events[tp] += 1
 
+    def batch_done(self, seconds: float) -> None:
+        """A dossier batch finished ``seconds`` after it was taken from the inbox."""
+        self.last_batch_s = seconds
+        self.batch_latency.observe(seconds)
+
+    def dead_lettered(self, dead) -> None:
+        """A batch's dead letters (expectations.deadletter.DeadLetter): the total, and per
+        (kind, rule) each rule a letter broke (a letter breaking two rules counts under both)."""
+        self.dead_letters += len(dead)
+        rules = self.dead_letter_rules
+        for d in dead:
+            for rule in d.rules:
+                rules[(d.kind, rule)] += 1
+
+    def alerted(self, alerts) -> None:
+        """Alerts raised (rows of streams.core.alert_row), per kind."""
+        kinds = self.alert_kinds
+        for a in alerts:
+            kinds[a["kind"]] += 1
+
     def rate(self) -> float:
         """Messages per second since the previous call."""
         t, total = time.monotonic(), self.total()
@@ -96,8 +121,11 @@ class Metrics:
         return (total - ptotal) / max(1e-3, t - pt)
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and not isinstance(v, dict)} | {
-            "events": self.total(), "gc_s": round(GC_CLOCK.s, 3), "gc_max_s": round(GC_CLOCK.max_s, 3),
+        return {k: v for k, v in self.__dict__.items()
+                if not k.startswith("_") and not isinstance(v, (dict, Histogram))} | {
+            "events": self.total(),
+            "dead_letter_rules": {f"{kind}:{rule}": n for (kind, rule), n in sorted(self.dead_letter_rules.items())},
+            "alert_kinds": dict(sorted(self.alert_kinds.items())), "gc_s": round(GC_CLOCK.s, 3), "gc_max_s": round(GC_CLOCK.max_s, 3),
             "gc_collections": GC_CLOCK.collections,
             "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
             "sinks": {sk.name: {"batches": sk.stats.batches, "insert_s": round(sk.stats.insert_s, 3),

@@ -68,7 +68,7 @@ class PreparedRatingBatch:
         rt.ratings.done(self.ids)
         m = rt.metrics
         m.ratings += len(self.rows)
-        m.dead_letters += len(self.dead)
+        m.dead_lettered(self.dead)
         done = datetime.now(UTC)
         for msg, v in self.accepted:
             m.freshness_ms[(msg.topic, msg.partition)] = int((done - v.event.event_time).total_seconds() * 1000)
