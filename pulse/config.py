@@ -108,6 +108,12 @@ class WorkerTunables:
     # re-syncs), and the month-end report reads ClickHouse, not the table. 0 = keep for ever.
     closed_retention_s: float = 7 * 86400.0
     eviction_interval_s: float = 300.0        # how often the table is scanned for closed dossiers
+    reference_poll_interval_s: float = 5.0    # how often a worker asks ClickHouse for a newer reference catalogue (streams.catalogue)
+    # ... and sooner once the stream's clock (newest event time applied) has moved this far
+    # since the last scan (a backlog or replay: days of event time per wall second), checked
+    # every eviction_check_s
+    eviction_clock_step_s: float = 86400.0
+    eviction_check_s: float = 5.0
     gx_batch_rows: int = 10_000
     gx_batch_seconds: float = 10.0
     gx_min_interval_s: float = 30.0
@@ -184,6 +190,28 @@ class Settings:
     kafka_controller_port: int = env("KAFKA_CONTROLLER_PORT", 9093)
     kafka_libs: str = env("KAFKA_LIBS", "")      # empty: <state_dir>/kafka-libs (deploy/local/kafka_broker.py)
     topic_prefix: str = env("PULSE_TOPIC_PREFIX", "motcua.")
+    # Scale-out (issue 19; docs/KAFKA.md). Production defaults: a large province (4-5 M
+    # dossiers, 15-20 M status events a year) on a cluster of three or more brokers. The
+    # single-broker local stack (deploy/local/stack.py) and the tests (tests/conftest.py)
+    # set 1 / 1 explicitly; 3 on one broker fails at `pulse topics` saying so.
+    # Replication: every partition on 3 brokers; a write is acknowledged (acks=all) once 2
+    # have it, so one broker can die at any moment without losing an acknowledged record
+    # and writes go on; with 2 down, producers get 503s instead of a silent single copy.
+    kafka_replication_factor: int = env("KAFKA_REPLICATION_FACTOR", 3)
+    kafka_min_insync_replicas: int = env("KAFKA_MIN_INSYNC_REPLICAS", 2)
+    # Partitions of the keyed topics: they can never grow in place (a dossier's events must
+    # stay on one partition, in order), so they are sized for the ceiling, not for today.
+    # 20 M events/year x 2.5 growth = 50 M; over ~2,250 office hours that is ~6 events/s,
+    # ~30/s in a peak hour, a few thousand/s in a unit's bulk re-sync; one worker does
+    # 13-20 k/s (bench_pipeline), so throughput needs one worker. Partitions buy parallel
+    # and standby workers and a short takeover (a worker replaying a dead one's table
+    # changelog replays only its partitions): 12 splits evenly over 1, 2, 3, 4, 6 or 12
+    # workers, 6 times the two a province plans to run. dossier-state, the dossier table's
+    # changelog and Faust's repartition topics take this same count (co-partitioned).
+    kafka_partitions_dossier_events: int = env("PULSE_PARTITIONS_DOSSIER_EVENTS", 12)
+    # Ratings, keyed by kiosk id (a kiosk's resubmits reach the same worker's rating-id
+    # dedup): at most one per dossier, <= 5 M/year; 6 splits evenly over 1, 2, 3 or 6 workers.
+    kafka_partitions_ratings: int = env("PULSE_PARTITIONS_RATINGS", 6)
     # Short session timeout: a worker joins its group in ~3 s instead of ~30 s (STACK-NOTES).
     kafka_session_timeout_s: float = env("KAFKA_SESSION_TIMEOUT_S", 6.0)
     # How every client reaches the brokers (issue 21; deploy/production/README.md, "Secured
@@ -280,6 +308,19 @@ class Settings:
         if self.supplement_reading not in allowed:
             raise SettingsError(f"SUPPLEMENT_READING={self.supplement_reading!r}: expected one of {allowed}")
         self._validate_kafka_security()
+        self._validate_kafka_topics()
+
+    def _validate_kafka_topics(self) -> None:
+        rf, isr = self.kafka_replication_factor, self.kafka_min_insync_replicas
+        if rf < 1:
+            raise SettingsError(f"KAFKA_REPLICATION_FACTOR={rf}: at least 1")
+        if not 1 <= isr <= rf:
+            # more than RF: every acks=all write would fail (NotEnoughReplicas) for ever
+            raise SettingsError(f"KAFKA_MIN_INSYNC_REPLICAS={isr}: between 1 and KAFKA_REPLICATION_FACTOR ({rf})")
+        for name, n in (("PULSE_PARTITIONS_DOSSIER_EVENTS", self.kafka_partitions_dossier_events),
+                        ("PULSE_PARTITIONS_RATINGS", self.kafka_partitions_ratings)):
+            if n < 1:
+                raise SettingsError(f"{name}={n}: at least 1")
 
     def _validate_kafka_security(self) -> None:
         protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")

@@ -149,7 +149,7 @@ async def evict(rt, table, assignment, input_topic: str, chunk: int = 50_000) ->
     held = table.snapshot()
     rt.metrics.dossiers_held = len(held)
     mine = {tp.partition for tp in assignment if tp.topic == input_topic}
-    partitions = topics.DOSSIER_EVENTS.partitions
+    partitions = topics.DOSSIER_EVENTS.partition_count(rt.settings)
     retention_ms = int(rt.tunables.closed_retention_s * 1000)
     now = datetime.now(timezone.utc)
     read = table.reader()

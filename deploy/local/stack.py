@@ -26,6 +26,11 @@ PY = sys.executable
 DEMO_KIOSK = "KIOSK-DEMO-01"
 SUPERSET_PY = str(REPO_ROOT / ".venv-superset" / "bin" / "python")
 MANAGE_SUPERSET = str(REPO_ROOT / "deploy" / "superset" / "manage.py")
+# One broker: replication factor 1 (the production defaults, RF 3 and min.insync 2, need a
+# cluster), and the partition counts the local topics were created with (a keyed topic's
+# count never changes in place: docs/KAFKA.md). A variable the shell exports wins.
+LOCAL_KAFKA_ENV = {"KAFKA_REPLICATION_FACTOR": "1", "KAFKA_MIN_INSYNC_REPLICAS": "1",
+                   "PULSE_PARTITIONS_DOSSIER_EVENTS": "4", "PULSE_PARTITIONS_RATINGS": "2"}
 
 
 def _env(s: Settings) -> dict[str, str]:
@@ -36,6 +41,10 @@ def _env(s: Settings) -> dict[str, str]:
         "CLICKHOUSE_URL": s.clickhouse_url,
         "PULSE_TOPIC_PREFIX": s.topic_prefix,
         "FAUST_APP_ID": s.faust_app_id,
+        "KAFKA_REPLICATION_FACTOR": str(s.kafka_replication_factor),
+        "KAFKA_MIN_INSYNC_REPLICAS": str(s.kafka_min_insync_replicas),
+        "PULSE_PARTITIONS_DOSSIER_EVENTS": str(s.kafka_partitions_dossier_events),
+        "PULSE_PARTITIONS_RATINGS": str(s.kafka_partitions_ratings),
         "PYTHONPATH": str(REPO_ROOT),
     })
     return env
@@ -278,11 +287,16 @@ class Stack:
         return 0 if not bad else 1
 
 
+def local_settings() -> Settings:
+    """The settings of the local stack: the environment's, over the single-broker values."""
+    return Settings.from_env({**LOCAL_KAFKA_ENV, **os.environ})
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["up", "down", "status"])
     a = p.parse_args(argv)
-    stack = Stack(Settings.from_env())
+    stack = Stack(local_settings())
     return getattr(stack, a.command)()
 
 

@@ -38,7 +38,7 @@ def input_lag(s: Settings) -> int:
 
     from pulse.topics import DOSSIER_EVENTS, RATINGS
     tps = [TopicPartition(s.topic(spec.name), p) for spec in (DOSSIER_EVENTS, RATINGS)
-           for p in range(spec.partitions)]
+           for p in range(spec.partition_count(s))]
     admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, request_timeout_ms=10000)
     consumer = KafkaConsumer(bootstrap_servers=s.kafka_bootstrap)
     try:
@@ -130,7 +130,7 @@ def _diagnose(client, codes, workers, events=()) -> str:
         from pulse.topics import DOSSIER_EVENTS
         from streams.eviction import partition_of
         wanted = {c.encode() for c in codes}
-        by_part = Counter(partition_of(e.key, DOSSIER_EVENTS.partitions) for e in events
+        by_part = Counter(partition_of(e.key, DOSSIER_EVENTS.partition_count(Settings.from_env())) for e in events
                           if e.topic == "dossier-events" and e.key in wanted)
         lines.append(f"their events in Kafka by partition: {dict(sorted(by_part.items()))}")
         for code in codes[:3]:       # one dossier's story: its state rows (every version) and events
