@@ -2,6 +2,7 @@
 
     python -m expectations.redrive --rule dossier.unit_known --since 2026-11-01 --dry-run
     python -m expectations.redrive --rule 'dossier.*' --source motcua-bn --kind dossier --limit 1000
+    python -m expectations.redrive --unknown-codes     # after `pulse reference import`
 
 1. reads dead letters not yet re-driven from ClickHouse (``dead_letters FINAL`` where
    ``redriven_at IS NULL``), filtered by rule (exact, or a prefix ending in ``*``),
@@ -16,6 +17,13 @@ Running it twice re-publishes nothing new: marked rows no longer match. A crash 
 3 and 4 re-publishes the same bytes on the next run, which downstream dedup absorbs.
 The worker must run with the same fix (reload or restart it after changing reference
 data), or the re-driven events are dead-lettered again (under new offsets).
+
+``--unknown-codes`` takes only the dead letters whose every failed rule is an unknown code
+(UNKNOWN_CODE_RULES: unit, procedure, the procedure's field); the reference data they are
+re-checked with is the catalogue in force (the newest ``pulse reference import`` in
+ClickHouse, else the bundled set), which running workers load by themselves within
+``reference_poll_interval_s`` (streams.catalogue). Run too early, a re-driven event is
+dead-lettered again under its new offset, and the next run re-drives that one.
 """
 from __future__ import annotations
 
@@ -27,6 +35,9 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from .deadletter import DeadLetter
+
+# the rules an event fails only because the reference catalogue does not know its codes yet
+UNKNOWN_CODE_RULES = ("dossier.unit_known", "dossier.procedure_known", "dossier.procedure_field_matches")
 
 SELECT_COLUMNS = ("dead_letter_id", "topic", "partition", "offset", "source_system", "kind", "rules",
                   "reasons", "raw", "received_at", "redriven_at", "updated_at")
@@ -53,9 +64,12 @@ class RedriveSummary:
 
 
 def build_query(database: str, rule: str | None, since: datetime | None, source: str | None,
-                kind: str | None, limit: int | None) -> tuple[str, dict]:
+                kind: str | None, limit: int | None, unknown_codes: bool = False) -> tuple[str, dict]:
     where = ["redriven_at IS NULL"]
     params: dict[str, Any] = {}
+    if unknown_codes:
+        listed = ", ".join(f"'{r}'" for r in UNKNOWN_CODE_RULES)
+        where.append(f"notEmpty(rules) AND arrayAll(r -> r IN ({listed}), rules)")
     if rule:
         if rule.endswith("*"):
             where.append("arrayExists(r -> startsWith(r, {rule:String}), rules)")
@@ -154,21 +168,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", help="only this source_system")
     p.add_argument("--kind", choices=("dossier", "rating"), help="only dossier events or ratings")
     p.add_argument("--limit", type=int, help="at most this many dead letters")
+    p.add_argument("--unknown-codes", action="store_true",
+                   help="only dead letters that failed for unknown unit/procedure codes alone (after a reference import)")
     p.add_argument("--dry-run", action="store_true", help="re-check and report; publish and mark nothing")
     args = p.parse_args(argv)
 
     from pulse.config import Settings
-    from schemas.reference import load_reference
     from sinks.client import get_client, parse_clickhouse_url
+    from sinks.reference import current_reference
 
     from .checks import Checker
 
     settings = Settings.from_env()
-    checker = Checker.from_suites(load_reference(), settings)
     database = parse_clickhouse_url(settings.clickhouse_url).database
     client = get_client(settings)
+    version, reference = current_reference(client)   # the catalogue the workers use (streams.catalogue)
+    checker = Checker.from_suites(reference, settings)
     letters = read_dead_letters(client, database, rule=args.rule, since=args.since, source=args.source,
-                                kind=args.kind, limit=args.limit)
+                                kind=args.kind, limit=args.limit, unknown_codes=args.unknown_codes)
     producer = None
     if not args.dry_run:
         from kafka import KafkaProducer
@@ -186,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if producer is not None:
             producer.close(timeout=30)
+    print(f"reference catalogue version {version}" + (" (the bundled set)" if version == 0 else ""))
     print("\n".join(summary.lines()))
     return 0
 

@@ -6,7 +6,7 @@ typo in a CSV fails at start-up rather than as a silently unknown unit in a boar
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, cast
@@ -94,6 +94,13 @@ def read_reference(directory: Path = REFERENCE_DIR) -> Reference:
 
 
 def _check(ref: Reference) -> None:
+    problems = problems_of(ref)
+    if problems:
+        raise ValueError("reference data: " + "; ".join(problems))
+
+
+def problems_of(ref: Reference) -> list[str]:
+    """What is wrong with a whole catalogue (cross-references), one sentence per problem."""
     problems = []
     for u in ref.units.values():
         if u.parent_code and u.parent_code not in ref.units:
@@ -108,8 +115,27 @@ def _check(ref: Reference) -> None:
             problems.append(f"procedure {p.code}: unknown field {p.field_code}")
         if p.legal_working_days <= 0:
             problems.append(f"procedure {p.code}: legal_working_days must be > 0")
-    if problems:
-        raise ValueError("reference data: " + "; ".join(problems))
+    return problems
+
+
+# --- the catalogue as a document (ClickHouse ref_catalogue, the reference-catalogue topic) ---
+
+def to_document(ref: Reference) -> dict:
+    """The catalogue as plain JSON-able data; ``from_document`` reads it back."""
+    return {"units": [asdict(u) for u in ref.units.values()],
+            "fields": [asdict(f) for f in ref.fields.values()],
+            "procedures": [asdict(p) for p in ref.procedures.values()]}
+
+
+def from_document(doc: dict) -> Reference:
+    """A Reference from ``to_document``'s data, cross-checked like the bundled CSV files."""
+    units = {u["code"]: Unit(**u) for u in doc["units"]}
+    fields = {f["code"]: ProcedureField(**f) for f in doc["fields"]}
+    procedures = {p["code"]: Procedure(**{**p, "legal_working_days": float(p["legal_working_days"])})
+                  for p in doc["procedures"]}
+    ref = Reference(units, procedures, fields)
+    _check(ref)
+    return ref
 
 
 @lru_cache(maxsize=1)

@@ -285,6 +285,21 @@ class Pulse:
             partition's reading began: ConsumerView.recovery)."""
             self.view.recovery()
 
+        @app.timer(interval=t.reference_poll_interval_s)
+        async def reload_reference_catalogue():
+            """A newer reference catalogue (pulse reference import) in force without a restart (streams.catalogue)."""
+            rt = self.runtime
+            if rt is None:
+                return
+            from streams import catalogue
+            try:
+                found = await asyncio.to_thread(catalogue.newer, self.settings, rt.catalogue_version, rt.logic.calendar)
+            except Exception:  # noqa: BLE001 - ClickHouse may be down; the next tick retries
+                log.warning("reference catalogue check skipped", exc_info=True)
+                return
+            if found is not None:
+                catalogue.swap(rt, found)
+
         @app.timer(interval=2.0)
         async def unstick_flow_control():
             """streams.watchdog: resume partitions left suspended; exit on a stall."""

@@ -89,6 +89,7 @@ class Runtime:
         self.checker = checker
         self.logic = logic
         self.reference = reference
+        self.catalogue_version = 0               # of the reference in force (streams.catalogue; 0 = bundled)
         self.metrics = Metrics(sinks.all())
         self.worker_name = worker_name or f"{socket.gethostname()}:{os.getpid()}"
         self.started_at = datetime.now(timezone.utc)
@@ -108,18 +109,21 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, outputs: Outputs) -> "Runtime":
         from expectations.checks import Checker
-        from schemas.reference import load_reference
         from sinks.migrate import migrate_settings
+        from streams import catalogue
         from streams.core import DossierLogic
         from streams.eviction import History
 
         migrate_settings(settings, log=log.info)
         check_row_layouts(settings)
-        reference = load_reference()
-        return cls(settings, outputs, Sinks.for_clickhouse(settings),
-                   checker=Checker.from_suites(reference, settings),
-                   logic=DossierLogic.from_settings(settings, reference=reference), reference=reference,
-                   history=History(settings))
+        # the imported catalogue in ClickHouse, else the bundled set (streams.catalogue)
+        version, reference = catalogue.initial(settings)
+        rt = cls(settings, outputs, Sinks.for_clickhouse(settings),
+                 checker=Checker.from_suites(reference, settings),
+                 logic=DossierLogic.from_settings(settings, reference=reference), reference=reference,
+                 history=History(settings))
+        rt.catalogue_version = version
+        return rt
 
     def alert_fresh(self, deadline: datetime, now: datetime) -> bool:
         """Overdue alerts are for deadlines passing now, not for a month of history replayed."""
