@@ -14,9 +14,6 @@
     pulse reference import FILE... [--communes-of P] [--province CODE] [--dry-run]
                             the province's units, procedures and fields from CSV/XLSX exports
                             (docs/REFERENCE.md); running workers pick the new version up
-    pulse reference import FILE... [--communes-of P] [--province CODE] [--dry-run]
-                            the province's units, procedures and fields from CSV/XLSX exports
-                            (docs/REFERENCE.md); running workers pick the new version up
     pulse replay [--tables T,...] [--source-db DB] [--batch N] [--resume] [--keep-old]
                             rebuild ClickHouse from its raw tables into a fresh database, then
                             swap it in (docs/REPLAY.md)
@@ -34,9 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["index"]:
         from pulse.index import main as index_main
         return index_main(argv[1:])
-    if argv[:2] == ["reference", "import"]:
-        from pulse.reference_import import main as reference_import_main
-        return reference_import_main(argv[2:])
     if argv[:2] == ["reference", "import"]:
         from pulse.reference_import import main as reference_import_main
         return reference_import_main(argv[2:])

@@ -109,7 +109,6 @@ class WorkerTunables:
     closed_retention_s: float = 7 * 86400.0
     eviction_interval_s: float = 300.0        # how often the table is scanned for closed dossiers
     reference_poll_interval_s: float = 5.0    # how often a worker asks ClickHouse for a newer reference catalogue (streams.catalogue)
-    reference_poll_interval_s: float = 5.0    # how often a worker asks ClickHouse for a newer reference catalogue (streams.catalogue)
     # ... and sooner once the stream's clock (newest event time applied) has moved this far
     # since the last scan (a backlog or replay: days of event time per wall second), checked
     # every eviction_check_s

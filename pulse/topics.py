@@ -66,13 +66,8 @@ DATA_QUALITY = TopicSpec("data-quality", 1, 30 * DAY_MS,
 # version, last (pulse.reference_import.publish): compacted, it is the catalogue in force
 REFERENCE_CATALOGUE = TopicSpec("reference-catalogue", 1, -1, compacted=True,
                                 description="The reference catalogue in force (units, procedures, fields), compacted")
-# one record per code (unit/..., procedure/..., field/...) + a "catalogue" record with the
-# version, last (pulse.reference_import.publish): compacted, it is the catalogue in force
-REFERENCE_CATALOGUE = TopicSpec("reference-catalogue", 1, -1, compacted=True,
-                                description="The reference catalogue in force (units, procedures, fields), compacted")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     DOSSIER_EVENTS, RATINGS, DEAD_LETTERS, ALERTS, DOSSIER_STATE, AGGREGATES, DATA_QUALITY,
-    REFERENCE_CATALOGUE,
     REFERENCE_CATALOGUE,
 )
