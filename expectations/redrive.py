@@ -37,7 +37,8 @@ from typing import Any, Iterable
 from .deadletter import DeadLetter
 
 # the rules an event fails only because the reference catalogue does not know its codes yet
-UNKNOWN_CODE_RULES = ("dossier.unit_known", "dossier.procedure_known", "dossier.procedure_field_matches")
+UNKNOWN_CODE_RULES = ("dossier.unit_known", "dossier.procedure_known", "dossier.procedure_field_matches",
+                      "rating.unit_known", "rating.procedure_known")
 
 SELECT_COLUMNS = ("dead_letter_id", "topic", "partition", "offset", "source_system", "kind", "rules",
                   "reasons", "raw", "received_at", "redriven_at", "updated_at")

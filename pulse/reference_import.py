@@ -682,13 +682,12 @@ def publish(settings, version: int, old: Reference, new: Reference, timeout_s: f
 
 def _redrive_hint(client, database: str, ref: Reference, settings) -> str:
     from expectations.checks import Checker
-    from expectations.redrive import read_dead_letters
-    letters = read_dead_letters(client, database, rule=None, since=None, source=None, kind="dossier", limit=None,
+    from expectations.redrive import read_dead_letters, redrive
+    letters = read_dead_letters(client, database, rule=None, since=None, source=None, kind=None, limit=None,
                                 unknown_codes=True)
     if not letters:
         return "no dead letters wait for unknown codes"
-    checker = Checker.from_suites(ref, settings)
-    passing = sum(checker.check_dossier(d.raw).ok for d in letters)
+    passing = redrive(letters, Checker.from_suites(ref, settings), None, dry_run=True).republished
     return (f"{len(letters)} dead letters failed only for unknown unit/procedure codes; {passing} pass with this "
             f"catalogue. Once the workers have it (within {settings.tunables.reference_poll_interval_s:g} s), run: "
             "python -m expectations.redrive --unknown-codes")

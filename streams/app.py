@@ -325,6 +325,8 @@ class Pulse:
         from streams.service_index import ServiceIndexJob
         if self._service_index is None:   # built on first use: reads the YAML and reference data
             self._service_index = ServiceIndexJob(self.settings)
+        if self.runtime is not None:      # scored against the reference catalogue in force (streams.catalogue)
+            self._service_index.ref = self.runtime.reference
         client = get_client(self.settings)
         try:
             return self._service_index.run(client)
