@@ -9,6 +9,8 @@ a unit leader gets only their unit's rows from both new datasets (RLS by unit_co
 # ruff: noqa: F811 - test_boards' fixtures are imported to be shared, and named as parameters
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.browser.test_boards import (SHOTS, _chart_rows, _dataset_id, _unit_of_sample_user, board_charts,  # noqa: F401
@@ -16,6 +18,56 @@ from tests.browser.test_boards import (SHOTS, _chart_rows, _dataset_id, _unit_of
 
 pytestmark = pytest.mark.browser
 SLUG = "bo-chi-so-phuc-vu"
+
+# Per chart holder: the rectangle of what the chart drew (the largest echarts canvas or svg,
+# table or big number in it: the header's icons are svgs too), whether it has a size, and
+# whether it lies inside the viewport.
+JS_DRAWN = """() => Array.from(document.querySelectorAll('.dashboard-component-chart-holder')).map(h => {
+    let r = null;
+    for (const el of h.querySelectorAll('canvas, svg, table, .header-line')) {
+        const b = el.getBoundingClientRect();
+        if (!r || b.width * b.height > r.width * r.height) r = b;
+    }
+    return {text: h.innerText.split('\\n')[0], drawn: !!r && r.width > 20 && r.height > 10,
+            inside: !!r && r.bottom <= window.innerHeight && r.right <= window.innerWidth,
+            loading: !!h.querySelector('.loading, [data-test="loading-indicator"], .ant-skeleton'),
+            rect: r ? [r.left, r.top, r.right, r.bottom] : null};
+})"""
+
+
+def screenshot_rendered(page, path, n_charts: int, timeout: float = 60) -> list[dict]:
+    """A PNG of the whole board with every chart drawn. A full-page screenshot re-lays the
+    page out at a new height while it captures, and the charts were not drawn again in time
+    (the saved board was blank): the viewport is made as tall as the board instead, the
+    charts are waited for (each drawn, inside the viewport, none loading), then the viewport
+    is captured as it is. Returns the charts' drawn rectangles."""
+    height = page.evaluate("() => Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)")
+    page.set_viewport_size({"width": 1600, "height": int(min(max(height, 1000), 8000))})
+    deadline = time.monotonic() + timeout
+    drawn: list[dict] = []
+    while time.monotonic() < deadline:
+        drawn = page.evaluate(JS_DRAWN)
+        if len(drawn) >= n_charts and all(d["drawn"] and d["inside"] and not d["loading"] for d in drawn):
+            break
+        page.wait_for_timeout(500)
+    else:
+        raise AssertionError(f"charts not drawn for the screenshot in {timeout} s: {drawn}")
+    page.wait_for_timeout(1500)  # echarts' entry animation
+    page.screenshot(path=str(path))
+    return drawn
+
+
+def assert_not_blank(path, drawn: list[dict]) -> None:
+    """Every chart's drawn area in the saved PNG has more than one colour (a blank canvas has one)."""
+    from PIL import Image
+    img = Image.open(path).convert("RGB")
+    blank = []
+    for d in drawn:
+        left, top, right, bottom = (int(v) for v in d["rect"])
+        colours = img.crop((left, top, right, bottom)).getcolors(maxcolors=1 << 16)
+        if colours is not None and len(colours) < 2:
+            blank.append(d["text"])
+    assert not blank, f"{path}: charts blank in the screenshot: {blank}"
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +89,10 @@ def test_board_renders_for_the_province_leader(stack, indexed, browser):
     login(page, stack, "lanhdao_tinh", stack.password("province"))
     charts = open_board(page, stack, SLUG, board_charts(SLUG))
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{SLUG}.png"), full_page=True)
+    shot = SHOTS / f"{SLUG}.png"
+    drawn = screenshot_rendered(page, shot, len(board_charts(SLUG)))
     ctx.close()
+    assert_not_blank(shot, drawn)
     by_title = {c["title"].strip() or c["text"].split("\n")[0].strip(): c for c in charts}
     # the default period is the month to date: the province's stored total, as the board shows it
     total, measured = by_title["Toàn tỉnh: tổng điểm"], by_title["Toàn tỉnh: điểm đo được / 100"]
