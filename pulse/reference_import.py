@@ -439,7 +439,8 @@ def build(sheets: list[Sheet], current: Reference, *, communes: list[Unit] | Non
     units: dict[str, Unit] | None = None
     unit_rows: list[tuple[str, dict]] = []
     if by_table["units"] or communes:
-        units = {}
+        # communes alone (no units file) replace the communes and keep the other units
+        units = {} if by_table["units"] else {c: u for c, u in current.units.items() if u.kind != "commune"}
         seen: dict[str, str] = {}
         for s in by_table["units"]:
             for n, r in s.rows:
@@ -460,9 +461,6 @@ def build(sheets: list[Sheet], current: Reference, *, communes: list[Unit] | Non
                                    gso.zfill(5) if gso.isdigit() and kind == "commune" else gso)
                 unit_rows.append((where, r))
         provinces = [u for u in units.values() if u.kind == "province"]
-        if not provinces and current is not None and not by_table["units"]:
-            provinces = [current.province]
-            units[current.province.code] = current.province
         top = provinces[0].code if len(provinces) == 1 else None
         if top is not None:
             if province_code and provinces[0].gso_code and provinces[0].gso_code != province_code:
@@ -475,10 +473,14 @@ def build(sheets: list[Sheet], current: Reference, *, communes: list[Unit] | Non
                     units[code] = replace(u, parent_code=top)
         # communes from the package; a units-file commune with the same GSO code wins (its code)
         by_gso = {u.gso_code: u for u in units.values() if u.kind == "commune" and u.gso_code}
+        known = {u.gso_code: u for u in current.units.values() if u.kind == "commune" and u.gso_code}
         for c in communes or []:
             mine = by_gso.get(c.gso_code)
             if mine is not None:
                 continue
+            old = known.get(c.gso_code)
+            if old is not None:   # what the package lacks (English name, former district) stays
+                c = replace(c, name_en=old.name_en or c.name_en, former_district=old.former_district)
             if c.code in units:
                 errors.append(Problem("--communes-of", f"commune {c.name}: generated code {c.code} is already "
                                                        f"the unit {units[c.code].name}"))
@@ -561,8 +563,9 @@ def build(sheets: list[Sheet], current: Reference, *, communes: list[Unit] | Non
             # of fields the current catalogue has are overlaid by what the files say)
             fields = {}
             for code, (name, _) in derived.items():
-                old = current.fields.get(code) if current is not None else None
-                fields[code] = ProcedureField(code, name, old.name_en if old else "", old.department_code if old else "")
+                had_field = current.fields.get(code)
+                fields[code] = ProcedureField(code, name, had_field.name_en if had_field else "",
+                                              had_field.department_code if had_field else "")
 
     new_units = units if units is not None else dict(current.units)
     new_fields = fields if fields is not None else dict(current.fields)

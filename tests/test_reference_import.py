@@ -184,3 +184,12 @@ def test_files_that_cannot_be_read(tmp_path):
     assert problems[2].startswith(f"{fake}: not a readable XLSX workbook")
     assert problems[3] == f"{tmp_path / 'missing.csv'}: no such file"
     assert problems[4].startswith(f"{tmp_path / 'x.pdf'}: unsupported file type")
+
+
+def test_communes_alone_replace_the_communes_and_keep_the_other_units():
+    bundled = load_reference()
+    r = run_import([], bundled, communes_of_province="24")
+    assert r.ok, r.report()
+    assert r.reference.units == bundled.units          # the bundled communes are vietnam-provinces' own
+    assert all(not (d.added or d.changed or d.removed) for d in r.diffs.values())
+    assert r.diffs["procedures"].kept and not r.diffs["units"].kept
