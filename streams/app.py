@@ -272,8 +272,8 @@ class Pulse:
             clock = max(rt.clocks.values(), default=None)
             last_clock = eviction_last["clock"]
             wall_due = time.monotonic() - eviction_last["wall"] >= t.eviction_interval_s
-            clock_due = (clock is not None and last_clock is not None
-                         and clock - last_clock >= t.eviction_clock_step_s * 1000)
+            clock_due = clock is not None and (last_clock is None
+                                               or clock - last_clock >= t.eviction_clock_step_s * 1000)
             if not (wall_due or clock_due):
                 return
             eviction_last.update(wall=time.monotonic(), clock=clock)

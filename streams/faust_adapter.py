@@ -60,6 +60,9 @@ PRIVATE_NAMES = {
     "faust.stores.memory.Store": ("data",),
     "faust.transport.drivers.aiokafka.Producer": ("_ensure_producer",),
     "faust.tables.manager.TableManager": ("recovery",),
+    # recovery progress on the status page (ConsumerView.recovery): the Recovery service's books
+    "faust.tables.recovery.Recovery": ("_recovery_started_at", "_recovery_ended_at", "in_recovery", "active_tps",
+                                       "active_offsets", "active_highwaters"),
     "faust.types.tuples": ("ack_lock",),
     "mode.utils.futures": ("notify",),
 }
@@ -129,11 +132,78 @@ class ConsumerView:
     def in_recovery(self) -> bool:
         return bool(getattr(self.app, "in_recovery", False))
 
+    def recovery(self) -> dict:
+        """Changelog recovery of this worker's active table partitions, for the status page:
+        ``active``, ``partitions``, changelog ``offsets_done`` / ``offsets_total`` since the
+        recovery started (offsets, not records: compaction leaves gaps), ``percent``,
+        ``eta_s`` at the rate so far; and ``last_s``, how long the last finished one took.
+        A restarted worker does not process input before it is done (Faust resumes the
+        streams after recovery), so this is what a restart waits for."""
+        from time import monotonic
+        rec = getattr(self.app.tables, "recovery", None)
+        if rec is None:
+            return {"active": False, "partitions": 0}
+        started, ended = rec._recovery_started_at, rec._recovery_ended_at
+        active = bool(rec.in_recovery)
+        tps = list(rec.active_tps)
+        offsets, highwaters = rec.active_offsets, rec.active_highwaters
+        # where this recovery began reading each partition: the first offsets seen after its
+        # start (Recovery._set_recovery_started runs right before the changelogs are fetched;
+        # the status page and app.py's recovery timer sample often enough to see them)
+        if started is not None and getattr(self, "_recovery_seen", None) != started:
+            self._recovery_seen = started
+            self._recovery_from: dict = {}
+        begin = getattr(self, "_recovery_from", {})
+        done = total = 0
+        for tp in tps:
+            off, hw = offsets.get(tp), highwaters.get(tp)
+            if off is None or hw is None:
+                continue
+            first = begin.setdefault(tp, off)
+            total += max(0, hw - first)
+            done += max(0, min(off, hw) - first)
+        out: dict = {"active": active, "partitions": len(tps), "offsets_done": done, "offsets_total": total,
+                     "percent": round(100.0 * done / total, 1) if total else (0.0 if active else 100.0),
+                     "eta_s": None}
+        if active and started is not None:
+            elapsed = monotonic() - started
+            out["elapsed_s"] = round(elapsed, 1)
+            if done and total > done:
+                out["eta_s"] = round(elapsed * (total - done) / done, 1)
+        if started is not None and ended is not None and ended >= started:
+            out["last_s"] = round(ended - started, 2)
+        return out
+
     def recovered(self) -> bool:
         """Tables recovered from their changelogs and no rebalance under way."""
         rec = getattr(self.app.tables, "recovery", None)
         return bool(rec is not None and rec.completed.is_set() and not self.app.rebalancing
                     and not self.in_recovery())
+
+
+# The dossier table's changelog topic, as Faust declares it (it only creates a missing topic:
+# an existing one keeps its configs until altered, e.g. with kafka-configs.sh --alter).
+# A restarted worker reads back every record of its partitions that the broker's log
+# cleaner has not removed yet: the newest record of each live key, tombstones younger than
+# delete.retention.ms, and the "dirty" part: the uncleaned tail, which always includes the
+# active segment (never cleaned). With Kafka's defaults (1 GiB segments rolled weekly,
+# cleaning once half the log is dirty, tombstones kept a day) a year's changelog (one record
+# per event applied, ~0.7 KB each) stays mostly uncleaned and recovery reads it nearly
+# whole. Here the active segment is at most 16 MiB (~23,000 records) per partition and rolls
+# every 5 minutes; cleaning starts at 10% dirty and any record is cleanable after 10
+# minutes; an evicted dossier's tombstone is kept 60 s after cleaning (a replayed backlog
+# evicts hundreds of thousands of dossiers an hour, and every tombstone kept is read back at
+# a restart). A recovery that misses a tombstone removed under it keeps that closed
+# dossier's full event set, the same set ClickHouse would give back (streams.eviction), and
+# the next eviction scan removes it again.
+CHANGELOG_TOPIC_CONFIGS = {
+    "segment.bytes": 16 * 1024 * 1024,
+    "segment.ms": 5 * 60 * 1000,
+    "min.cleanable.dirty.ratio": 0.1,
+    "max.compaction.lag.ms": 10 * 60 * 1000,
+    "delete.retention.ms": 60 * 1000,
+    "min.compaction.lag.ms": 0,
+}
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):

@@ -38,6 +38,9 @@ def test_every_private_name_the_adapter_uses_exists(owner, name, consumer):
         app = faust_app(Settings())
         table = app.Table("contract-check", default=None)
         obj = table if owner == "faust.Table" else table.data
+    if owner == "faust.tables.recovery.Recovery":
+        # the recovery service's books (set in __init__): ConsumerView.recovery reads them
+        obj = faust_app(Settings()).tables.recovery
     assert hasattr(obj, name), f"{owner}.{name} is gone: streams.faust_adapter must be revisited"
 
 
@@ -69,3 +72,36 @@ def test_an_untested_version_is_refused_with_a_clear_message():
         faust_adapter.check_versions({"faust-streaming": "0.16.0", "mode-streaming": "0.7.1", "aiokafka": "0.14.0"})
     with pytest.raises(faust_adapter.UntestedVersion, match="mode-streaming 0.8.0"):
         faust_adapter.check_versions({"faust-streaming": "0.15.3", "mode-streaming": "0.8.0", "aiokafka": "0.14.0"})
+
+
+def test_recovery_progress_reads_the_recovery_books_with_their_shapes():
+    """ConsumerView.recovery on a real app's Recovery service: idle at first, then what a
+    recovery in progress looks like in Faust's own books (offsets read and highwaters per
+    changelog partition, the start time): partitions, offsets done / total, percent, eta."""
+    from time import monotonic
+
+    from faust.types import TP
+    app = faust_app(Settings())
+    view = faust_adapter.ConsumerView(app)
+    assert view.recovery() == {"active": False, "partitions": 0, "offsets_done": 0, "offsets_total": 0,
+                               "percent": 100.0, "eta_s": None}
+    rec = app.tables.recovery
+    tps = [TP("x-changelog", 0), TP("x-changelog", 1)]
+    rec._set_recovery_started()              # what Faust calls right before it reads the changelogs
+    rec._recovery_started_at = monotonic() - 10.0
+    rec.active_tps.update(tps)
+    # (Counters: set, not update(), which adds)
+    rec.active_offsets[tps[0]], rec.active_offsets[tps[1]] = -1, 99
+    rec.active_highwaters[tps[0]], rec.active_highwaters[tps[1]] = 999, 1099
+    first = view.recovery()
+    assert first["active"] is True and first["partitions"] == 2 and first["offsets_done"] == 0, first
+    assert first["offsets_total"] == 2000 and first["percent"] == 0.0, first
+    rec.active_offsets[tps[0]], rec.active_offsets[tps[1]] = 499, 599   # half of each read
+    half = view.recovery()
+    assert (half["offsets_done"], half["offsets_total"], half["percent"]) == (1000, 2000, 50.0), half
+    assert half["eta_s"] is not None and 9.0 <= half["eta_s"] <= 11.0, half     # as long again as so far
+    rec.active_offsets[tps[0]], rec.active_offsets[tps[1]] = 999, 1099
+    rec._set_recovery_ended()
+    done = view.recovery()
+    assert done["active"] is False and done["percent"] == 100.0 and done["offsets_done"] == 2000, done
+    assert done["last_s"] is not None and done["last_s"] >= 0, done
