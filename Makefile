@@ -34,8 +34,11 @@ test: install lint
 test-unit: install
 	$(PY) -m pytest -ra -p no:cacheprovider -m "not integration and not browser and not slow" $(PYTEST_ARGS)
 
+# A shortened province-year (bench/bench_year.py: two months of a mid-size province, ~0.4 M
+# events, a few minutes). The full year: $(PY) bench/bench_year.py (defaults: 12 months,
+# scale 15, ~16 M events). The other bench/ scripts run one by one: $(PY) bench/bench_<name>.py
 bench: install
-	@for b in bench/bench_*.py; do echo; echo "=== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/bench_year.py --months 2 --scale 2 --step 100000
 
 install: install-system $(STAMP) install-superset
 	@$(PY) -m deploy.local.kafka_broker fetch >/dev/null
