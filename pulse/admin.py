@@ -108,9 +108,10 @@ def _regrow_message(name: str, spec: TopicSpec, have: int, want: int) -> str:
     why = ("a keyed topic is never repartitioned in place: its keys would hash to other partitions, "
            "so a key's later messages would land apart from its earlier ones (a dossier's events out "
            "of order, its state split between workers; a kiosk's resubmits past the rating dedup)")
-    how = ("To grow it: run `pulse topics` with a new PULSE_TOPIC_PREFIX (and the new partition "
-           "count), copy the old topics into the new ones with `pulse replay`, then move the "
-           "producers and the worker to the new prefix (docs/KAFKA.md, 'Growing a keyed topic').")
+    how = ("To grow it: create new topics under a new PULSE_TOPIC_PREFIX with the new count "
+           "(`pulse topics`), move the producers there, let the worker drain the old ones, start it "
+           "on the new prefix with a new FAUST_APP_ID, and rebuild ClickHouse's state from its "
+           "history with `pulse replay` (docs/KAFKA.md, 'Growing a keyed topic').")
     if have > want:
         return (f"{name} has {have} partitions, the settings ask for {want} ({var}): partitions "
                 f"cannot be removed, and the worker must know the real count; set {var}={have}. {how}")

@@ -55,6 +55,15 @@ def fetch_jars(libs: Path | None = None, quiet: bool = True) -> Path:
     return libs
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a base64 UUID (made here instead of a JVM round trip)."""
+    import base64
+    cid = "-"
+    while cid.startswith("-"):  # StorageTool would read a leading '-' as an option
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    return cid
+
+
 @dataclass
 class BrokerSecurity:
     """A SASL_SSL client listener: TLS with ``keystore`` (PKCS12: the broker's key and
@@ -89,6 +98,15 @@ class KafkaBroker:
     libs: Path | None = None
     heap: str = "768m"
     security: BrokerSecurity | None = None
+    # Member of a multi-node KRaft cluster (tests/support/cluster.py): this node's id, the
+    # quorum "1@127.0.0.1:p1,2@...", the cluster id every member is formatted with, and the
+    # replication of the broker's own topics (consumer offsets, transactions). The defaults
+    # are the single node of the local stack and the tests.
+    node_id: int = 1
+    quorum_voters: str | None = None
+    cluster_id: str | None = None
+    internal_replication: int = 1
+    extra_properties: tuple[str, ...] = ()     # "key=value" lines appended to server.properties
 
     @property
     def bootstrap(self) -> str:
@@ -137,20 +155,22 @@ class KafkaBroker:
         ]
 
     def _properties(self) -> str:
+        rf = self.internal_replication
+        min_isr = 1 if rf < 3 else 2
         return "\n".join([
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"node.id={self.node_id}",
+            f"controller.quorum.voters={self.quorum_voters or f'{self.node_id}@127.0.0.1:{self.controller_port}'}",
             *self._listener_properties(),
             "controller.listener.names=CONTROLLER",
             f"log.dirs={self.data_dir}",
-            # Single node: internal topics cannot be replicated.
-            "offsets.topic.replication.factor=1",
+            # Single node: internal topics cannot be replicated (a cluster: internal_replication).
+            f"offsets.topic.replication.factor={rf}",
             "offsets.topic.num.partitions=8",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
+            f"transaction.state.log.replication.factor={rf}",
+            f"transaction.state.log.min.isr={min_isr}",
+            f"share.coordinator.state.topic.replication.factor={rf}",
+            f"share.coordinator.state.topic.min.isr={min_isr}",
             # Local runs: consumers join at once instead of waiting 3 s for more members.
             "group.initial.rebalance.delay.ms=0",
             # Faust's default session timeout is 60 s; local settings use ~6 s.
@@ -158,6 +178,7 @@ class KafkaBroker:
             "auto.create.topics.enable=true",
             "num.partitions=1",
             "log.retention.check.interval.ms=60000",
+            *self.extra_properties,
             "",
         ])
 
@@ -176,13 +197,10 @@ class KafkaBroker:
         if (self.data_dir / "meta.properties").exists():
             return
         cluster_id = (self.home / "cluster.id")
+        if self.cluster_id is not None:
+            cluster_id.write_text(self.cluster_id)
         if not cluster_id.exists():
-            # A KRaft cluster id is a base64 UUID; generate it here instead of a JVM round trip.
-            import base64
-            cid = "-"
-            while cid.startswith("-"):  # StorageTool would read a leading '-' as an option
-                cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            cluster_id.write_text(cid)
+            cluster_id.write_text(new_cluster_id())
         # SCRAM credentials live in the cluster metadata log; in KRaft they can be written at
         # format time (before any listener is up), so the first login already works.
         scram: list[str] = []
@@ -229,19 +247,31 @@ class KafkaBroker:
 
     def start(self, timeout: float = 90.0) -> bool:
         """Start the broker if it is not running; return False if it already was."""
+        proc = self.launch()
+        if proc is None:
+            return False
+        self.wait_healthy(proc, timeout)
+        return True
+
+    def launch(self):
+        """Spawn the broker without waiting for it (the members of a cluster are started
+        together: none is healthy before a majority of the quorum runs); None if it runs."""
         if self.pid():
             if procs.port_open("127.0.0.1", self.port):
-                return False
+                return None
         if procs.port_open("127.0.0.1", self.port):
             raise RuntimeError(f"port {self.port} is taken by another process")
         if self.libs is None:
             self.libs = fetch_jars()
         self.prepare()
-        proc = procs.spawn(self._java_cmd("kafka.Kafka", str(self.home / "server.properties")),
-                           self.log_file, self.pid_file)
+        self._proc = procs.spawn(self._java_cmd("kafka.Kafka", str(self.home / "server.properties")),
+                                 self.log_file, self.pid_file)
+        return self._proc
+
+    def wait_healthy(self, proc=None, timeout: float = 90.0) -> None:
+        proc = proc or getattr(self, "_proc", None)
         procs.wait_until(self.healthy, timeout, f"Kafka broker on {self.bootstrap}",
-                         interval=0.5, alive=lambda: proc.poll() is None, log=self.log_file)
-        return True
+                         interval=0.5, alive=(lambda: proc.poll() is None) if proc else None, log=self.log_file)
 
     def stop(self, timeout: float = 60.0) -> None:
         # SIGTERM makes Kafka flush and close its logs cleanly (no recovery on next start).
