@@ -5,7 +5,8 @@ set; a bad file makes ``pulse reference import`` (the real CLI) exit 1 writing n
 fixture files import; the running worker (same process, no restart) picks the new catalogue
 up and accepts new Hà Tĩnh events; ``python -m expectations.redrive --unknown-codes`` brings
 back exactly the dead letters that failed only for unknown codes, once; the board view shows
-the Vietnamese names of Hà Tĩnh's units; the compacted topic holds the catalogue.
+the Vietnamese names of Hà Tĩnh's units; a restarted worker keeps the imported catalogue (and
+``make up``'s bundled load leaves it alone); the compacted topic holds the catalogue.
 """
 from __future__ import annotations
 
@@ -79,12 +80,14 @@ def test_a_new_province_is_imported_accepted_redriven_and_shown(settings, tmp_pa
 
     from sinks.client import get_client
     from sinks.migrate import refresh_board_aggregates
+    from sinks.reference import load_reference_tables
     from tests.support.worker import start_worker
 
     s = isolated(settings, tmp_path, "refprov")
     now = datetime.now(timezone.utc)
-    worker = start_worker(s, {"PULSE_TUNABLES": json.dumps({"reference_poll_interval_s": 1.0})},
-                          log_path=tmp_path / "worker.log")
+    # GX micro-batches every second, so the data-quality results before and after the import are apart
+    tunables = {"reference_poll_interval_s": 1.0, "gx_batch_seconds": 1.0, "gx_min_interval_s": 1.0}
+    worker = start_worker(s, {"PULSE_TUNABLES": json.dumps(tunables)}, log_path=tmp_path / "worker.log")
     client = get_client(s)
     try:
         # 1. before the import: Hà Tĩnh's codes are unknown to the bundled Bắc Ninh set
@@ -98,6 +101,11 @@ def test_a_new_province_is_imported_accepted_redriven_and_shown(settings, tmp_pa
         for e in before:
             assert "dossier.unit_known" in by_id[e["event_id"]], by_id[e["event_id"]]
         assert client.command("SELECT count() FROM dossier_events") == 0
+        unit_known = ("SELECT max(toUnixTimestamp64Milli(batch_time)), max(unexpected_count) FROM dq_results FINAL "
+                      "WHERE rule = 'dossier.unit_known'")
+        _wait("the data-quality batch of those events",
+              lambda: (client.query(unit_known).result_rows[0][1] or 0) >= 7, worker)
+        gx_before = client.query(unit_known).result_rows[0][0]
 
         # 2. a file with an error: exit 1, the row named, nothing written
         bad = tmp_path / "thu-tuc-loi.csv"
@@ -122,6 +130,10 @@ def test_a_new_province_is_imported_accepted_redriven_and_shown(settings, tmp_pa
         assert client.command("SELECT count() FROM ref_units FINAL") == 75
         assert client.command("SELECT unit_name FROM ref_units FINAL WHERE unit_code = '000.00.00.H42'") == \
             "Ủy ban nhân dân tỉnh Hà Tĩnh"
+        # `make up` loads the bundled set only while nothing was imported: the import stays
+        written = load_reference_tables(client)
+        assert (written["ref_units"], written["ref_procedures"], written["ref_fields"]) == (0, 0, 0)
+        assert client.command("SELECT count() FROM ref_units FINAL WHERE unit_code LIKE '%.H24'") == 0
 
         # 4. the running worker picks it up (the same process) and accepts new Hà Tĩnh events
         pid = worker.proc.pid
@@ -132,6 +144,11 @@ def test_a_new_province_is_imported_accepted_redriven_and_shown(settings, tmp_pa
         _wait("4 new events accepted", lambda: client.command("SELECT uniqExact(event_id) FROM dossier_events") == 4,
               worker)
         assert worker.proc.pid == pid
+        # ... and the GX child of the worker judges them with the same catalogue (data-quality board)
+        newer = (f"FROM dq_results FINAL WHERE rule = 'dossier.unit_known' "
+                 f"AND toUnixTimestamp64Milli(batch_time) > {gx_before}")
+        _wait("a data-quality batch after the import", lambda: client.command(f"SELECT count() {newer}") > 0, worker)
+        assert client.command(f"SELECT max(unexpected_count) {newer}") == 0
 
         # 5. redrive: the 6 that failed only for unknown codes, once; the 2 others stay
         out = _cli(s, "--unknown-codes", module="expectations.redrive")
@@ -157,7 +174,14 @@ def test_a_new_province_is_imported_accepted_redriven_and_shown(settings, tmp_pa
         received = dict(client.query("SELECT unit_code, received FROM v_unit_scoreboard").result_rows)
         assert sum(received[c] for c in NAMES) == 10
 
-        # 7. the compacted topic holds the catalogue, its version record last
+        # 7. a restarted worker starts with the imported catalogue, not the bundled one
+        worker.restart()
+        _produce(s, [_event(20, *HA_TINH[1], now)])
+        _wait("an event after the restart accepted",
+              lambda: client.command("SELECT uniqExact(event_id) FROM dossier_events") == 11, worker)
+        assert client.command("SELECT count() FROM dead_letters FINAL") == 8
+
+        # 8. the compacted topic holds the catalogue, its version record last
         c = KafkaConsumer(s.topic("reference-catalogue"), bootstrap_servers=s.kafka_bootstrap, group_id=None,
                           auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=5000)
         try:
