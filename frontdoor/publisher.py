@@ -28,6 +28,9 @@ class PublishError(Exception):
 def producer_config(settings: Settings, **overrides) -> dict:
     cfg = dict(
         **kafka_python_kwargs(settings),   # bootstrap servers, SASL / TLS (pulse.kafka_security)
+        # the leader answers once every in-sync replica has the record, and a topic's
+        # min.insync.replicas (KAFKA_MIN_INSYNC_REPLICAS, 2 in production) refuses the write
+        # (-> 503) when fewer are in sync: a 201 means two brokers hold the rating (docs/KAFKA.md)
         acks="all",
         linger_ms=5,
         retries=5,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pulse.config import Settings
+from tests.support.kafka import SINGLE_BROKER_ENV
 
 # The test broker is a single node: replication factor 1, and today's partition counts
 # (the production defaults in pulse.config are sized for a province cluster: RF 3,
@@ -20,8 +21,6 @@ from pulse.config import Settings
 # Settings.from_env() of the session and every child process (worker, API) has them,
 # whatever the shell exports (tests/integration/test_kafka_cluster.py gives its own
 # settings, RF 3, to the processes it starts on its three-broker cluster).
-SINGLE_BROKER_ENV = {"KAFKA_REPLICATION_FACTOR": "1", "KAFKA_MIN_INSYNC_REPLICAS": "1",
-                     "PULSE_PARTITIONS_DOSSIER_EVENTS": "4", "PULSE_PARTITIONS_RATINGS": "2"}
 os.environ.update(SINGLE_BROKER_ENV)
 
 

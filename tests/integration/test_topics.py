@@ -39,15 +39,24 @@ def _partitions(s: Settings, spec) -> int:
         a.close()
 
 
-def _config(s: Settings, spec, key: str) -> str:
+def _config(s: Settings, spec, key: str, expect: str | None = None) -> str:
+    """A topic config's value; with ``expect``, waits up to 10 s for it (a change reaches the
+    broker's config cache a moment after the admin call returns)."""
+    import time
+
     from kafka.admin import ConfigResource, ConfigResourceType
-    a = _admin(s)
-    try:
-        got = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, s.topic(spec.name), configs={key: None})],
-                                 config_filter="all")
-    finally:
-        a.close()
-    return got["topic"][s.topic(spec.name)][key]["value"]
+    deadline = time.monotonic() + 10
+    while True:
+        a = _admin(s)
+        try:
+            got = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, s.topic(spec.name), configs={key: None})],
+                                     config_filter="all")
+        finally:
+            a.close()
+        value = got["topic"][s.topic(spec.name)][key]["value"]
+        if expect is None or value == expect or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
 
 
 def test_creates_every_topic_with_the_settings_then_finds_nothing_to_do(s, capsys):
@@ -74,13 +83,13 @@ def test_applies_min_insync_and_retention_to_existing_topics(s, capsys):
                                         configs={"retention.ms": "60000"})])
     finally:
         a.close()
-    assert _config(s, DEAD_LETTERS, "retention.ms") == "60000"
+    assert _config(s, DEAD_LETTERS, "retention.ms", expect="60000") == "60000"
     dry = {r.spec.name: r for r in sync_topics(s, apply=False)}
     assert dry["dead-letters"].changes == [f"retention.ms 60000 -> {DEAD_LETTERS.retention_ms}"]
     assert _config(s, DEAD_LETTERS, "retention.ms") == "60000"          # a dry run changes nothing
     assert topics_command(s) == 0
     assert "changed: retention.ms 60000" in capsys.readouterr().out
-    assert _config(s, DEAD_LETTERS, "retention.ms") == str(DEAD_LETTERS.retention_ms)
+    assert _config(s, DEAD_LETTERS, "retention.ms", expect=str(DEAD_LETTERS.retention_ms)) == str(DEAD_LETTERS.retention_ms)
     # an unkeyed topic may grow in place (nothing relies on where its keys land)
     wider = dataclasses.replace(DEAD_LETTERS, partitions=3)
     (r,) = sync_topics(s, (wider,))
