@@ -299,10 +299,10 @@ def test_broker_dies_mid_flight_503(tmp_path):
     """Producer already connected, then the broker dies: the next rating is 503 (delivery timeout), not 2xx."""
     from pulse.admin import create_topics
     from pulse.config import Settings
-    from tests.support.kafka import start_broker
+    from tests.support.kafka import SINGLE_BROKER_ENV, start_broker
     broker = start_broker(tmp_path / "kafka")
     try:
-        s = Settings().with_(kafka_bootstrap=broker.bootstrap, topic_prefix="mid.")
+        s = Settings.from_env(SINGLE_BROKER_ENV).with_(kafka_bootstrap=broker.bootstrap, topic_prefix="mid.")
         create_topics(s, (RATINGS,))
         tokens = write_credentials(tmp_path / "c.yaml", [("K-M", "kiosk", [UNIT])])
         with ThreadServer(create_app(s, CredentialStore(tmp_path / "c.yaml"))) as srv:

@@ -89,8 +89,9 @@ def secured(secure_broker, tmp_path) -> Settings:
     secret.write_text(secure_broker.users["pulse"] + "\n")
     secret.chmod(0o600)
     tag = uuid.uuid4().hex[:8]
-    s = secure_broker.settings(Settings().with_(state_dir=tmp_path / "state", topic_prefix=f"sec{tag}.",
-                                                faust_app_id=f"motcua-sec-{tag}"))
+    from tests.support.kafka import SINGLE_BROKER_ENV     # one broker: RF 1 (docs/KAFKA.md)
+    s = secure_broker.settings(Settings.from_env(SINGLE_BROKER_ENV).with_(
+        state_dir=tmp_path / "state", topic_prefix=f"sec{tag}.", faust_app_id=f"motcua-sec-{tag}"))
     s = s.with_(kafka_sasl_password="", kafka_sasl_password_file=str(secret))
     s.validate()
     create_topics(s)
