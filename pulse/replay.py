@@ -311,7 +311,7 @@ def replay(settings: Settings, *, tables: list[str] | None = None, source_db: st
             rebuildable = [t for t in base_tables(client, live) if t not in NOT_REBUILT]
             tables = _check_tables(tables, rebuildable)
             now = datetime.fromtimestamp(int(time.time() * 1000) / 1000, UTC)   # whole ms: stored, resumed
-            name = f"{live}{REPLAY_MARK}{now.strftime('%Y%m%d%H%M%S')}"
+            name = f"{live}{REPLAY_MARK}{now.strftime('%Y%m%d%H%M%S')}{now.microsecond // 1000:03d}"
             rp = Replay(settings, client, live, name, say)
             migrate(client, Target(name), _params(settings), log=None)
             rp.create_bookkeeping()
@@ -487,6 +487,10 @@ def _swap(client, rp: Replay, tables: list[str], now: datetime, done: dict) -> N
     mark = datetime.fromisoformat(done[("swap", "exchanged")][1])
     # what the live pipeline wrote into the old tables between the first copy and the exchange
     _copy_tail(client, db, live, tables, mark - TAIL_MARGIN)
+    # Twice: a scheduled refresh already running over the old tables is what a refresh
+    # request waits for (the board showed the old numbers for up to a minute after the swap);
+    # the second one starts after the exchange.
+    refresh_board_aggregates(client, live)
     refresh_board_aggregates(client, live)
     rp.record("swap", "done")
 
