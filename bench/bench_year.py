@@ -188,12 +188,13 @@ def year_phase(s: Settings, args, workers, client, n: int, partitions: int) -> d
             parts = []
             for i, w in enumerate(workers):
                 st = state_of(w)
+                evicted = int(((w.status() or {}).get("metrics") or {}).get("evicted", 0))
                 now, hwm = rss_mib(w.proc.pid)
                 peak = max(peak, hwm)
                 held = st.get("dossiers_held", 0)
                 per = f", {(now - base[i]) * MIB / held:,.0f} B/dossier held" if held else ""
                 parts.append(f"w{i} RSS {now:,.0f} MiB (peak {hwm:,.0f}), held {held:,}, open "
-                             f"{st.get('dossiers_open', 0):,}{per}")
+                             f"{st.get('dossiers_open', 0):,}, evicted {evicted:,}{per}")
             print(f"step {k:>3}  {mark - step - n0 + done:>11,} events: {rate:,.0f} ev/s;  " + ";  ".join(parts))
             t_prev, mark = t, mark + step
             if got >= n:

@@ -109,10 +109,11 @@ class WorkerTunables:
     closed_retention_s: float = 7 * 86400.0
     eviction_interval_s: float = 300.0        # how often the table is scanned for closed dossiers
     reference_poll_interval_s: float = 5.0    # how often a worker asks ClickHouse for a newer reference catalogue (streams.catalogue)
-    # ... and sooner once the stream's clock (newest event time applied) has moved this far
-    # since the last scan (a backlog or replay: days of event time per wall second), checked
-    # every eviction_check_s
-    eviction_clock_step_s: float = 86400.0
+    # an eviction scan also runs once this many events were applied since the last (checked every
+    # eviction_check_s): the table grows with the events applied (~0.7 KiB each), and a
+    # backlog or replay applies 10,000+ per second per worker, 300 s of which is ~2 GiB;
+    # 100,000 is ~70 MiB between scans, a scan of ~50,000 dossiers held ~50 ms
+    eviction_every_events: int = 100_000
     eviction_check_s: float = 5.0
     gx_batch_rows: int = 10_000
     gx_batch_seconds: float = 10.0

@@ -255,12 +255,12 @@ class Pulse:
                 await rt.sinks.pipeline_metrics.write_async(rows)
             log.info("pulse metrics: %s", rt.metrics.as_dict())
 
-        # Checked every few seconds; a scan runs every eviction_interval_s, or sooner once the
-        # stream's clock has moved eviction_clock_step_s since the last scan: a backlog or a
-        # replay moves through days of event time per second of wall time (bench_year: a
-        # month per ~50 s), and by the wall clock alone the table grew by 300 s of input
-        # between scans (~0.5 KiB per event: 1.5-2 GiB per worker at 25,000 events/s).
-        eviction_last: dict = {"wall": 0.0, "clock": None}
+        # Checked every few seconds; a scan runs every eviction_interval_s, or sooner once
+        # eviction_every_events were applied since the last one: a backlog or a replay applies
+        # 10,000+ events per second per worker (a province-year in minutes, bench_year), and by
+        # the wall clock alone the table grew by 300 s of input between scans (~0.7 KiB per
+        # event: about 2 GiB per worker).
+        eviction_last: dict = {"wall": 0.0, "applied": 0}
 
         @app.timer(interval=min(t.eviction_interval_s, t.eviction_check_s))
         async def evict_closed_dossiers():
@@ -269,14 +269,11 @@ class Pulse:
             if rt is None or not self.ready() or t.closed_retention_s <= 0:
                 return
             import time
-            clock = max(rt.clocks.values(), default=None)
-            last_clock = eviction_last["clock"]
             wall_due = time.monotonic() - eviction_last["wall"] >= t.eviction_interval_s
-            clock_due = clock is not None and (last_clock is None
-                                               or clock - last_clock >= t.eviction_clock_step_s * 1000)
-            if not (wall_due or clock_due):
+            events_due = rt.metrics.applied - eviction_last["applied"] >= t.eviction_every_events
+            if not (wall_due or events_due):
                 return
-            eviction_last.update(wall=time.monotonic(), clock=clock)
+            eviction_last.update(wall=time.monotonic(), applied=rt.metrics.applied)
             await evict(rt, self.outputs.table, app.consumer.assignment(), self.dossier_events.get_topic_name())
 
         @app.timer(interval=0.5)
