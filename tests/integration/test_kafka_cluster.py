@@ -36,7 +36,9 @@ CLUSTER_ENV = ("KAFKA_REPLICATION_FACTOR", "KAFKA_MIN_INSYNC_REPLICAS",
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     from tests.support.cluster import start_cluster
+    t = time.monotonic()
     c = start_cluster(tmp_path_factory.mktemp("kafka-cluster"))
+    print(f"\nthree-broker cluster up in {time.monotonic() - t:.1f} s")
     yield c
     c.stop()
 
@@ -80,9 +82,18 @@ def _describe(s: Settings, names: list[str], timeout: float = 30.0) -> dict[str,
         time.sleep(0.3)
 
 
-def test_topics_get_replication_factor_and_min_insync_from_settings(cs, cluster):
+def _min_insync(s: Settings, topic: str) -> str:
     from kafka.admin import ConfigResource, ConfigResourceType
+    a = _admin(s)
+    try:
+        got = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"min.insync.replicas": None})],
+                                 config_filter="all")["topic"]
+    finally:
+        a.close()
+    return got[topic]["min.insync.replicas"]["value"]
 
+
+def test_topics_get_replication_factor_and_min_insync_from_settings(cs, cluster):
     from pulse.admin import sync_topics
     assert (cs.kafka_replication_factor, cs.kafka_min_insync_replicas) == (3, 2)   # the production defaults
     reports = sync_topics(cs)
@@ -93,13 +104,7 @@ def test_topics_get_replication_factor_and_min_insync_from_settings(cs, cluster)
         parts = described[cs.topic(spec.name)]["partitions"]
         assert len(parts) == spec.partition_count(cs), spec.name
         assert all(len(p["replica_nodes"]) == 3 and len(set(p["replica_nodes"])) == 3 for p in parts), (spec.name, parts)
-    a = _admin(cs)
-    try:
-        got = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n, configs={"min.insync.replicas": None})
-                                  for n in names], config_filter="all")["topic"]
-    finally:
-        a.close()
-    assert {n: got[n]["min.insync.replicas"]["value"] for n in names} == {n: "2" for n in names}
+    assert {n: _min_insync(cs, n) for n in names} == {n: "2" for n in names}
     # a second run: nothing to create, nothing differs
     again = sync_topics(cs)
     assert not any(r.created or r.changes or r.problems for r in again), again
@@ -124,6 +129,7 @@ class Outcome:
     messages: list[str] = field(default_factory=list)           # the 503s' bodies
     event_ids: list[str] = field(default_factory=list)
     longest_s: float = 0.0
+    done_at: float = 0.0         # time.monotonic() of the last answer
 
     @property
     def accepted(self) -> bool:
@@ -168,7 +174,8 @@ class Load:
                 status = "timeout"
             except httpx.HTTPError as e:
                 status = type(e).__name__
-            o.longest_s = max(o.longest_s, time.monotonic() - t)
+            o.done_at = time.monotonic()
+            o.longest_s = max(o.longest_s, o.done_at - t)
             o.statuses.append(status)
             if status != 503:
                 return
@@ -250,19 +257,26 @@ def test_a_broker_killed_under_load_loses_nothing_and_counts_nothing_twice(cs, c
     figures: dict[str, float] = {}
     with start_worker(s, env=worker_env, log_path=tmp_path / "worker.log", ready_timeout=180) as worker:
         with ThreadServer(create_app(s, CredentialStore(creds))) as api:
+            # the worker's own topics (Faust: topic_replication_factor) are replicated like ours
+            changelog = f"{s.faust_app_id}-dossier-events-applied-changelog"
+            parts = _describe(s, [changelog])[changelog]["partitions"]
+            assert len(parts) == DOSSIER_EVENTS.partition_count(s)
+            assert all(len(p["replica_nodes"]) == 3 for p in parts), parts
+            assert _min_insync(s, changelog) == "2"
             load = Load(api.url, {k: tokens[k] for k in kiosk_ids}, tokens["SRC-CLUSTER"], tag).start()
-            time.sleep(8)
+            time.sleep(6)
             victim = _leader_of(s, ratings_topic)            # in-flight produce requests are cut off
-            before_kill = len(load.outcomes)
             t = time.monotonic()
             cluster.kill(victim)
             time.sleep(10)                                   # fenced after ~3 s; the load goes on
-            during_outage = len(load.outcomes) - before_kill
+            t_restart = time.monotonic()
             cluster.restart(victim)
             cluster.wait_brokers(3)
-            figures["outage_s"] = time.monotonic() - t
+            t_up = time.monotonic()
+            figures["restart_s"] = t_up - t_restart
+            figures["outage_s"] = t_up - t
             figures["isr_back_s"] = _wait_in_sync(s, [ratings_topic, events_topic], 3)
-            time.sleep(5)
+            time.sleep(4)
             outcomes = load.finish()
         ratings = [o for o in outcomes if o.kind == "rating"]
         dossiers = [o for o in outcomes if o.kind == "dossier"]
@@ -274,7 +288,11 @@ def test_a_broker_killed_under_load_loses_nothing_and_counts_nothing_twice(cs, c
         assert statuses <= {200, 201, 503}, sorted(map(str, statuses))
         assert all(m and "Kafka" in m for o in outcomes for m in o.messages), [m for o in outcomes for m in o.messages][:3]
         assert max(o.longest_s for o in outcomes) < REQUEST_TIMEOUT_S
-        assert during_outage > 0, "no request was answered while the broker was down"
+        # two brokers of three are a writable cluster: requests succeed while the third is down
+        during_outage = sum(1 for o in outcomes if o.accepted and t < o.done_at < t_up)
+        assert during_outage > 0, "no request succeeded while the broker was down"
+        done = sorted(o.done_at for o in outcomes)
+        figures["stall_s"] = max(b - a for a, b in zip(done, done[1:]))    # longest time without an answer
         assert len(accepted_r) >= 0.9 * len(ratings) and len(accepted_d) >= 0.9 * len(dossiers), \
             (len(accepted_r), len(ratings), len(accepted_d), len(dossiers))
         assert all(len(o.event_ids) == 6 for o in accepted_d)
@@ -315,6 +333,7 @@ def test_a_broker_killed_under_load_loses_nothing_and_counts_nothing_twice(cs, c
     n503 = sum(st == 503 for o in outcomes for st in o.statuses)
     print(f"\nbroker {victim} killed: {len(ratings)} ratings ({len(accepted_r)} 201), {len(dossiers)} dossiers "
           f"({len(accepted_d)} 200, {len(accepted_events)} events), {n503} answers 503 (resent), "
-          f"{during_outage} requests done while it was down; outage {figures['outage_s']:.1f} s, ISR back "
+          f"{during_outage} succeeded while it was down; longest time without an answer {figures['stall_s']:.1f} s; outage {figures['outage_s']:.1f} s (restart "
+          f"{figures['restart_s']:.1f} s), ISR back "
           f"{figures['isr_back_s']:.1f} s after; slowest answer {max(o.longest_s for o in outcomes):.1f} s; "
           f"raw duplicate rating rows {raw_dups}")
