@@ -52,14 +52,18 @@ DEFAULT_BATCH = 50_000
 # own, made by its migrations) and the replay's own.
 NOT_REBUILT = frozenset({"schema_migrations", "schema_views", META_TABLE, PROGRESS_TABLE, EVENTS_TABLE})
 # The column telling when a row landed, per table, for the rows the live pipeline writes
-# while a replay runs (copied over at the swap). Wall clock of the writer: updated_at is the
-# batch's start, so the copy reaches back TAIL_MARGIN before the replay's start.
+# while a replay runs (copied over at the swap; dossier_state is folded again instead, for
+# the dossiers of the events copied). Some are the writer's wall clock (updated_at is a
+# batch's start), so the copy reaches back TAIL_MARGIN before the replay's start.
 TAIL_COLUMNS = {
-    "dossier_events": "inserted_at", "ratings": "inserted_at", "dossier_state": "updated_at",
+    "dossier_events": "inserted_at", "ratings": "inserted_at",
     "dead_letters": "updated_at", "alerts": "raised_at", "dq_results": "batch_time", "pipeline_metrics": "ts",
     "service_index": "computed_at", "service_index_supplied": "loaded_at",
 }
 TAIL_MARGIN = timedelta(minutes=10)
+# inserted_at is the server's clock at the insert: a margin only for an insert under way at
+# the mark (folding again is exact but costs what the fold costs, so it is kept short)
+REFOLD_MARGIN = timedelta(seconds=30)
 # Columns that are by nature wall clock (when the row was written), not the pipeline's
 # result: the only ones a replayed table may differ in from the live one.
 WALL_CLOCK_COLUMNS = {"dossier_events": ("inserted_at",), "ratings": ("inserted_at",),
@@ -316,7 +320,7 @@ def replay(settings: Settings, *, tables: list[str] | None = None, source_db: st
             migrate(client, Target(name), _params(settings), log=None)
             rp.create_bookkeeping()
             client.insert(f"{q(name)}.{META_TABLE}",
-                          [[source, live, tables, batch, int(now.timestamp() * 1000), now]],
+                          [[source, live, tables, batch, int(now.timestamp() * 1000), server_now(client)]],
                           column_names=["source", "live", "tables", "batch", "now_ms", "started_at"])
             say(f"replay of {', '.join(tables)} from {source} into {name}")
         _stop_aggregates(client, rp.db)
@@ -326,11 +330,13 @@ def replay(settings: Settings, *, tables: list[str] | None = None, source_db: st
         events = dossiers = 0
         t_fold = time.monotonic()
         if "dossier_state" in tables:
-            events, dossiers = _derive_state(settings, client, rp, source, batch, now, done, bar)
+            events, dossiers = _derive_state(settings, client, rp, source, batch, now, rp.done(), bar)
         fold_seconds = time.monotonic() - t_fold
         swapped = False
         if swap:
-            _swap(client, rp, tables, now, done)
+            meta = rp.meta()
+            assert meta is not None
+            _swap(client, rp, tables, now, meta["started_at"], done)
             swapped = True
             if not keep_old:
                 client.command(f"DROP DATABASE IF EXISTS {q(rp.db)} SYNC")
@@ -405,8 +411,11 @@ def _derive_state(settings, client, rp: Replay, source: str, batch: int, now: da
     db = q(rp.db)
     if ("sort", "") not in done:
         client.command(f"DROP TABLE IF EXISTS {db}.{EVENTS_TABLE} SYNC")
+        # from the copy made a step earlier when there is one (already FINAL: one merge less)
+        select = (_EVENTS_SELECT.format(src=db).replace(" FINAL", "") if ("copy", "dossier_events") in done
+                  else _EVENTS_SELECT.format(src=q(source)))
         client.command(f"CREATE TABLE {db}.{EVENTS_TABLE} ENGINE = MergeTree ORDER BY (dossier_code, event_ms, event_id) "
-                       f"AS {_EVENTS_SELECT.format(src=q(source))}")
+                       f"AS {select}")
         client.command(f"TRUNCATE TABLE {db}.dossier_state")   # rows of chunks folded before a re-sort
         n = int(_one(client, f"SELECT count() FROM {db}.{EVENTS_TABLE}") or 0)
         rp.record("sort", "", n)
@@ -458,7 +467,12 @@ def _derive_state(settings, client, rp: Replay, source: str, batch: int, now: da
     return total, dossiers
 
 
-def _swap(client, rp: Replay, tables: list[str], now: datetime, done: dict) -> None:
+def server_now(client) -> datetime:
+    """The ClickHouse server's clock (it sets inserted_at): the marks of the tail copies."""
+    return datetime.fromtimestamp(int(_one(client, "SELECT toUnixTimestamp64Milli(now64(3))")) / 1000, UTC)
+
+
+def _swap(client, rp: Replay, tables: list[str], now: datetime, started: datetime, done: dict) -> None:
     """Step 4 of the module docstring. A kill anywhere in it resumes correctly: the table
     UUIDs recorded before the exchange tell whether it happened."""
     from sinks.migrate import refresh_board_aggregates
@@ -471,8 +485,8 @@ def _swap(client, rp: Replay, tables: list[str], now: datetime, done: dict) -> N
                 if a != b:
                     raise ReplayError(f"table {t}: live columns {a} differ from the replayed {b}; "
                                       f"migrate {live} first")
-            mark = datetime.now(UTC)
-            _copy_tail(client, live, db, tables, now - TAIL_MARGIN)
+            mark = server_now(client)
+            _copy_tail(rp, live, db, tables, started, now)
             rp.record("swap", "begin", info=repr(sorted(table_uuids(client, db, tables).items())) + "|" +
                       mark.isoformat())
             done = rp.done()
@@ -486,7 +500,7 @@ def _swap(client, rp: Replay, tables: list[str], now: datetime, done: dict) -> N
         done = rp.done()
     mark = datetime.fromisoformat(done[("swap", "exchanged")][1])
     # what the live pipeline wrote into the old tables between the first copy and the exchange
-    _copy_tail(client, db, live, tables, mark - TAIL_MARGIN)
+    _copy_tail(rp, db, live, tables, mark, now)
     # Twice: a scheduled refresh already running over the old tables is what a refresh
     # request waits for (the board showed the old numbers for up to a minute after the swap);
     # the second one starts after the exchange.
@@ -495,14 +509,39 @@ def _swap(client, rp: Replay, tables: list[str], now: datetime, done: dict) -> N
     rp.record("swap", "done")
 
 
-def _copy_tail(client, src: str, dst: str, tables: list[str], since: datetime) -> None:
+def _copy_tail(rp: Replay, src: str, dst: str, tables: list[str], mark: datetime, now: datetime) -> None:
+    """What the live pipeline wrote into ``src`` since ``mark`` (server clock), into ``dst``: raw and
+    history rows copied (idempotent: ReplacingMergeTree), and the dossiers those new events
+    belong to folded again from all their events (``dossier_state`` is never copied: a row
+    written meanwhile by anything but the worker, a wrong one included, must not survive)."""
+    client = rp.client
+    since = mark.replace(tzinfo=UTC) if mark.tzinfo is None else mark
     for t in tables:
         col = TAIL_COLUMNS.get(t)
-        if col is None:
+        if col is None or t in DERIVED:
             continue
         names = ", ".join(q(c) for c in columns_of(client, dst, t))
         client.command(f"INSERT INTO {q(dst)}.{q(t)} ({names}) SELECT {names} FROM {q(src)}.{q(t)} "
-                       f"WHERE {q(col)} >= fromUnixTimestamp64Milli({int(since.timestamp() * 1000)})")
+                       f"WHERE {q(col)} >= fromUnixTimestamp64Milli({int((since - TAIL_MARGIN).timestamp() * 1000)})")
+    if "dossier_state" not in tables:
+        return
+    codes = [r[0] for r in client.query(
+        f"SELECT DISTINCT dossier_code FROM {q(src)}.dossier_events WHERE inserted_at >= "
+        f"fromUnixTimestamp64Milli({int((since - REFOLD_MARGIN).timestamp() * 1000)})").result_rows]
+    if not codes:
+        return
+    from schemas.reference import load_reference
+    from sinks.rows import DOSSIER_STATE_COLUMNS
+    from streams.core import DossierLogic
+    logic = DossierLogic.from_settings(rp.settings, reference=load_reference())
+    # every event of those dossiers: the live database's dossier_events holds them all
+    # (before the exchange: the source; after: the new table, its tail copied just above)
+    rows = client.query(_EVENTS_SELECT.format(src=q(rp.live)) + "WHERE dossier_code IN {codes:Array(String)} "
+                        "ORDER BY dossier_code, event_ms, event_id", parameters={"codes": codes}).result_rows
+    state_rows, n = fold_chunk(logic, rows, now)
+    if state_rows:
+        client.insert(f"{q(dst)}.dossier_state", state_rows, column_names=DOSSIER_STATE_COLUMNS)
+    rp.log(f"{n} dossiers with events written during the replay folded again")
 
 
 # ----------------------------------------------------------------------------- CLI
