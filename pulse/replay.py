@@ -63,7 +63,7 @@ TAIL_COLUMNS = {
 TAIL_MARGIN = timedelta(minutes=10)
 # inserted_at is the server's clock at the insert: a margin only for an insert under way at
 # the mark (folding again is exact but costs what the fold costs, so it is kept short)
-REFOLD_MARGIN = timedelta(seconds=30)
+REFOLD_MARGIN = timedelta(seconds=5)
 # Columns that are by nature wall clock (when the row was written), not the pipeline's
 # result: the only ones a replayed table may differ in from the live one.
 WALL_CLOCK_COLUMNS = {"dossier_events": ("inserted_at",), "ratings": ("inserted_at",),
