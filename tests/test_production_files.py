@@ -88,7 +88,7 @@ def test_vendored_compose_schema_is_the_pinned_one():
 
 
 def test_compose_file_validates_against_the_compose_specification():
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped]  # no stubs installed
     validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
     doc = compose()
     errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
