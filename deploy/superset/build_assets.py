@@ -746,13 +746,12 @@ SERVICE_INDEX = {
         ],
     ],
     "filters": [
-        # one kind of period at a time, by default this month to date (the view keeps only the
-        # newest month to date, so the default is exactly one period: a fixed default value,
-        # because "first item" defaults were not applied in Superset 4 and the charts summed
-        # every stored period); a month, quarter or year is then picked in "Kỳ đánh giá"
-        ("select", "Loại kỳ", "v_service_index", "period_kind_name",
+        # exactly one stored period at a time, required, by default this month to date (the
+        # view names the newest month to date "Tháng này (đến nay)": a fixed default value,
+        # because "first item" defaults were not applied in Superset 4). A kind filter with an
+        # optional period let the charts sum every stored month of the kind (totals of 70+).
+        ("select", "Kỳ đánh giá", "v_service_index", "period_name",
          {"multiSelect": False, "enableEmptyFilter": True, "default": "Tháng này (đến nay)"}),
-        ("select", "Kỳ đánh giá", "v_service_index", "period_name", {"multiSelect": False}),
         ("select", "Đơn vị", "v_service_index", "unit_name"),
     ],
     "label_colors": {"si_group_points": "#1a7f4b", "si_group_measurable": "#b2b2b2"},

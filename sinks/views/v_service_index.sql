@@ -14,9 +14,11 @@ SELECT
     s.period AS period,
     transform(s.period_kind, ['mtd', 'month', 'quarter', 'year'],
               ['Tháng này (đến nay)', 'Tháng', 'Quý', 'Năm'], s.period_kind) AS period_kind_name,
-    concat(transform(s.period_kind, ['mtd', 'month', 'quarter', 'year'],
-                     ['Tháng này đến nay ', 'Tháng ', 'Quý ', 'Năm '], ''),
-           if(s.period_kind = 'mtd', substring(s.period, 1, 7), s.period)) AS period_name,
+    -- one name per stored period, the board's only period filter (one value, required): the
+    -- month to date keeps one fixed name (only the newest is shown), the board's default
+    if(s.period_kind = 'mtd', 'Tháng này (đến nay)',
+       concat(transform(s.period_kind, ['month', 'quarter', 'year'], ['Tháng ', 'Quý ', 'Năm '], ''), s.period))
+        AS period_name,
     s.period_start AS period_start,
     s.period_end AS period_end,
     s.unit_code AS unit_code,

@@ -20,18 +20,22 @@ pytestmark = pytest.mark.browser
 SLUG = "bo-chi-so-phuc-vu"
 
 # Per chart holder: the rectangle of what the chart drew (the largest echarts canvas or svg,
-# table or big number in it: the header's icons are svgs too), whether it has a size, and
-# whether it lies inside the viewport.
+# table or big number in it: the header's icons are svgs too), clipped to the holder (a
+# table's element runs on below its scrolling box), whether it has a size, and whether the
+# holder lies inside the viewport.
 JS_DRAWN = """() => Array.from(document.querySelectorAll('.dashboard-component-chart-holder')).map(h => {
     let r = null;
     for (const el of h.querySelectorAll('canvas, svg, table, .header-line')) {
         const b = el.getBoundingClientRect();
         if (!r || b.width * b.height > r.width * r.height) r = b;
     }
-    return {text: h.innerText.split('\\n')[0], drawn: !!r && r.width > 20 && r.height > 10,
-            inside: !!r && r.bottom <= window.innerHeight && r.right <= window.innerWidth,
+    const hr = h.getBoundingClientRect();
+    const c = r ? [Math.max(r.left, hr.left), Math.max(r.top, hr.top),
+                   Math.min(r.right, hr.right), Math.min(r.bottom, hr.bottom)] : null;
+    return {text: h.innerText.split('\\n')[0], drawn: !!c && c[2] - c[0] > 20 && c[3] - c[1] > 10,
+            inside: hr.bottom <= window.innerHeight && hr.right <= window.innerWidth,
             loading: !!h.querySelector('.loading, [data-test="loading-indicator"], .ant-skeleton'),
-            rect: r ? [r.left, r.top, r.right, r.bottom] : null};
+            rect: c};
 })"""
 
 
@@ -59,7 +63,7 @@ def screenshot_rendered(page, path, n_charts: int, timeout: float = 60) -> list[
 
 def assert_not_blank(path, drawn: list[dict]) -> None:
     """Every chart's drawn area in the saved PNG has more than one colour (a blank canvas has one)."""
-    from PIL import Image
+    Image = pytest.importorskip("PIL.Image", reason="Pillow is needed to read the saved PNG back")
     img = Image.open(path).convert("RGB")
     blank = []
     for d in drawn:

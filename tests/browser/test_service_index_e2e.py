@@ -378,3 +378,30 @@ def test_index_shares_equal_the_existing_boards(e2e):
             checked += 1
     assert bad == [], bad
     assert checked == 12
+
+
+def test_the_board_shows_one_period_at_a_time(e2e):
+    """The board's only period filter picks exactly one stored period (required, one value,
+    by default this month to date), and picking the fixture's month shows its hand total:
+    a kind filter with an optional period let the charts sum every stored month of a kind."""
+    stack, label = e2e["stack"], e2e["label"]
+    api = stack.api("admin", stack.password())
+    meta = json.loads(api.get("/api/v1/dashboard/bo-chi-so-phuc-vu").json()["result"]["json_metadata"])
+    period_cols = {"period_kind", "period_kind_name", "period", "period_name"}
+    filters = [f for f in meta["native_filter_configuration"]
+               if any(t.get("column", {}).get("name") in period_cols for t in f["targets"])]
+    assert [f["targets"][0]["column"]["name"] for f in filters] == ["period_name"], filters
+    (f,) = filters
+    assert f["controlValues"]["enableEmptyFilter"] and not f["controlValues"]["multiSelect"], f["controlValues"]
+    default = f["defaultDataMask"]["filterState"]["value"]
+    names: dict[str, set] = {}
+    for r in _chart(api, "v_service_index", ["period_name", "period_kind", "period"], [], []):
+        names.setdefault(r["period_name"], set()).add((r["period_kind"], r["period"]))
+    assert all(len(v) == 1 for v in names.values()), names      # one name, one period
+    assert default == ["Tháng này (đến nay)"] and default[0] in names, (default, sorted(names))
+    month = f"Tháng {label}"
+    assert names.get(month) == {("month", label)}, sorted(names)
+    (prov,) = _chart(api, "v_service_index", [], ["si_total", "si_measurable"],
+                     [{"col": "period_name", "op": "IN", "val": [month]}], "unit_kind = 'province'")
+    assert _close(EXPECTED["province"]["total"], prov["si_total"]), prov
+    assert _close(EXPECTED["province"]["measured_max"], prov["si_measurable"]), prov
