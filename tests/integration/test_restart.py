@@ -105,7 +105,10 @@ def test_killed_worker_shows_recovery_then_processes_and_is_exact(settings, tmp_
         # Faust counts from the offset before the earliest)
         total = max(r["offsets_total"] for r in recovering)
         partitions = max(r["partitions"] for r in recovering)
-        assert abs(total - extent) <= partitions, (total, extent, partitions)
+        # at most the changelog's extent (one offset of slack per partition); fewer when the
+        # broker's cleaner has compacted part of it already (eager configs above: a full-suite
+        # run read 2,824 of an extent of 2,938), and never nothing
+        assert 0 < total <= extent + partitions, (total, extent, partitions)
         done = samples[-1]["recovery"]
         assert done["active"] is False and done["percent"] == 100.0, done
         assert done["offsets_done"] == done["offsets_total"] == total, done
