@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -268,12 +269,12 @@ class Pulse:
             rt = self.runtime
             if rt is None or not self.ready() or t.closed_retention_s <= 0:
                 return
-            import time
-            wall_due = time.monotonic() - eviction_last["wall"] >= t.eviction_interval_s
-            events_due = rt.metrics.applied - eviction_last["applied"] >= t.eviction_every_events
+            now, applied = time.monotonic(), rt.metrics.applied
+            wall_due = now - eviction_last["wall"] >= t.eviction_interval_s
+            events_due = applied - eviction_last["applied"] >= t.eviction_every_events
             if not (wall_due or events_due):
                 return
-            eviction_last.update(wall=time.monotonic(), applied=rt.metrics.applied)
+            eviction_last.update(wall=now, applied=applied)
             await evict(rt, self.outputs.table, app.consumer.assignment(), self.dossier_events.get_topic_name())
 
         @app.timer(interval=0.5)
