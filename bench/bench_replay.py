@@ -20,13 +20,13 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import bench_clickhouse  # noqa: E402
 from pulse.config import Settings  # noqa: E402
 
 
@@ -100,23 +100,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from pulse.replay import DEFAULT_BATCH, replay
-    from sinks.client import get_client
-    from sinks.migrate import migrate_settings
-    from sinks.reference import load_reference_tables
 
-    ep = None
-    url = os.environ.get("BENCH_CLICKHOUSE_URL")
-    if not url:
-        from tests.support.endpoint import start_endpoint
-        ep = start_endpoint(Path(tempfile.mkdtemp(prefix="bench-replay-")) / "chdb")
-        url = ep.url + "/motcua_bench"
-    settings = Settings().with_(clickhouse_url=url)
-    pid = ep.proc.pid if ep is not None else None
-    try:
-        migrate_settings(settings, log=None)
-        c = get_client(settings)
-        load_reference_tables(c)
-        c.close()
+    with bench_clickhouse("bench-replay-") as (settings, pid):
         t0 = time.perf_counter()
         n_ev, n_rt = generate_history(settings, args.events)
         print(f"history: {n_ev:,} dossier events, {n_rt:,} ratings generated and inserted in "
@@ -141,9 +126,6 @@ def main() -> int:
         print(f"  CPU: replay process {cpu:.1f} s ({cpu / r.events * 1e6:.1f} us/event), endpoint {ep_text}; "
               f"target 20,000 ev/s: {'reached' if r.rate >= 20_000 else 'NOT reached'}")
         assert r.events >= n_ev, (r.events, n_ev)
-    finally:
-        if ep is not None:
-            ep.stop(timeout=120)
     return 0
 
 

@@ -27,7 +27,6 @@ import argparse
 import gc
 import os
 import sys
-import tempfile
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -35,10 +34,10 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import bench_clickhouse  # noqa: E402
 from pulse.config import Settings  # noqa: E402
 from sinks.client import get_client  # noqa: E402
-from sinks.migrate import BOARD_AGGREGATES, migrate_settings, refresh_board_aggregates  # noqa: E402
-from sinks.reference import load_reference_tables  # noqa: E402
+from sinks.migrate import BOARD_AGGREGATES, refresh_board_aggregates  # noqa: E402
 from sinks.rows import DOSSIER_EVENT_COLUMNS, SINK_KEYS, TABLE_COLUMNS, dossier_event_row  # noqa: E402
 from sinks.writer import ClickHouseSink  # noqa: E402
 
@@ -375,19 +374,7 @@ def main() -> int:
     ap.add_argument("--compression", choices=("lz4", "zstd", "none"), default=None,
                     help="ClickHouseSink(compression=...); default: the sink's own default")
     args = ap.parse_args()
-    ep = None
-    url = os.environ.get("BENCH_CLICKHOUSE_URL")
-    if not url:
-        from tests.support.endpoint import start_endpoint
-        ep = start_endpoint(Path(tempfile.mkdtemp(prefix="bench-sink-")) / "chdb")
-        url = ep.url + "/motcua_bench"
-    settings = Settings().with_(clickhouse_url=url)
-    try:
-        migrate_settings(settings, log=None)
-        c = get_client(settings)
-        load_reference_tables(c)
-        c.close()
-        pid = ep.proc.pid if ep is not None else None
+    with bench_clickhouse("bench-sink-") as (settings, pid):
         if args.mode in ("rows", "both"):
             bench_insert_rows(settings, args.sink_rows, endpoint_pid=pid, compression=args.compression)
         if args.mode in ("stream", "both"):
@@ -398,9 +385,6 @@ def main() -> int:
         generate(settings, args.events)
         refresh(settings)
         bench_views(settings)
-    finally:
-        if ep is not None:
-            ep.stop(timeout=120)
     return 0
 
 

@@ -1,12 +1,15 @@
 """What the pipeline benchmarks share (bench_pipeline.py, bench_year.py): a valid-lifecycle
 event factory, a poll until ClickHouse has enough rows, the CPU of a process and its
-children, and the wait until every worker is ready with the input partitions split."""
+children, and the wait until every worker is ready with the input partitions split; and
+for the ClickHouse-only benchmarks (bench_sink.py, bench_replay.py) a migrated database."""
 from __future__ import annotations
 
 import os
 import random
+import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -102,3 +105,31 @@ def stable_split(workers, client, topic_prefix: str, timeout: float = 300, parti
             return time.monotonic(), time.time(), n0
         time.sleep(0.2)
     return None, None, 0
+
+
+@contextmanager
+def bench_clickhouse(prefix: str):
+    """(settings, endpoint pid) for a migrated database with the reference tables loaded:
+    the server at BENCH_CLICKHOUSE_URL when set (pid None), else a chDB endpoint of its own
+    in a temporary folder, stopped on the way out."""
+    from pulse.config import Settings
+    from sinks.client import get_client
+    from sinks.migrate import migrate_settings
+    from sinks.reference import load_reference_tables
+
+    ep = None
+    url = os.environ.get("BENCH_CLICKHOUSE_URL")
+    if not url:
+        from tests.support.endpoint import start_endpoint
+        ep = start_endpoint(Path(tempfile.mkdtemp(prefix=prefix)) / "chdb")
+        url = ep.url + "/motcua_bench"
+    settings = Settings().with_(clickhouse_url=url)
+    try:
+        migrate_settings(settings, log=None)
+        c = get_client(settings)
+        load_reference_tables(c)
+        c.close()
+        yield settings, (ep.proc.pid if ep is not None else None)
+    finally:
+        if ep is not None:
+            ep.stop(timeout=120)
