@@ -317,7 +317,12 @@ def replay(settings: Settings, *, tables: list[str] | None = None, source_db: st
             now = datetime.fromtimestamp(int(time.time() * 1000) / 1000, UTC)   # whole ms: stored, resumed
             name = f"{live}{REPLAY_MARK}{now.strftime('%Y%m%d%H%M%S')}{now.microsecond // 1000:03d}"
             rp = Replay(settings, client, live, name, say)
-            migrate(client, Target(name), _params(settings), log=None)
+            # tables only: the board aggregates that read the rebuilt tables are the live
+            # database's (EXCHANGE TABLES puts the new tables under them). Created here too,
+            # their first refresh ran over tables being filled and was cancelled by the stop
+            # that followed, and chDB gave the cancellation to the next statement (seen in CI:
+            # "Refresh for view ...agg_dossier_daily cancelled" on a progress-row insert).
+            migrate(client, Target(name), _params(settings), log=None, views=[])
             rp.create_bookkeeping()
             client.insert(f"{q(name)}.{META_TABLE}",
                           [[source, live, tables, batch, int(now.timestamp() * 1000), server_now(client)]],
@@ -401,10 +406,18 @@ def _chunks(client, db: str, batch: int) -> list[tuple[str, str, int]]:
     return out
 
 
+def reference_in_force(settings):
+    """The catalogue the workers judge with now (an imported one, else the bundled set):
+    the replay folds every dossier with it, as a worker restarted now would. A dossier
+    judged live under an older catalogue version (a procedure's legal time since changed)
+    gets today's judgement: a replay is how a corrected catalogue reaches the past."""
+    from streams.catalogue import initial
+    return initial(settings)[1]
+
+
 def _derive_state(settings, client, rp: Replay, source: str, batch: int, now: datetime, done: dict,
                   bar: Progress) -> tuple[int, int]:
     """dossier_state from the source's events, chunk by chunk (module docstring, step 3)."""
-    from schemas.reference import load_reference
     from sinks.rows import DOSSIER_STATE_COLUMNS
     from streams.core import DossierLogic
 
@@ -426,7 +439,7 @@ def _derive_state(settings, client, rp: Replay, source: str, batch: int, now: da
     already = sum(done[("fold", last)][0] for _, last, _ in chunks if last in finished)
     todo = [c for c in chunks if c[1] not in finished]
     bar.start(total, already)
-    logic = DossierLogic.from_settings(settings, reference=load_reference())
+    logic = DossierLogic.from_settings(settings, reference=reference_in_force(settings))
     sel = (f"SELECT * FROM {db}.{EVENTS_TABLE} WHERE dossier_code > {{a:String}} AND dossier_code <= {{b:String}} "
            "ORDER BY dossier_code, event_ms, event_id")
     from sinks.client import get_client
@@ -530,10 +543,9 @@ def _copy_tail(rp: Replay, src: str, dst: str, tables: list[str], mark: datetime
         f"fromUnixTimestamp64Milli({int((since - REFOLD_MARGIN).timestamp() * 1000)})").result_rows]
     if not codes:
         return
-    from schemas.reference import load_reference
     from sinks.rows import DOSSIER_STATE_COLUMNS
     from streams.core import DossierLogic
-    logic = DossierLogic.from_settings(rp.settings, reference=load_reference())
+    logic = DossierLogic.from_settings(rp.settings, reference=reference_in_force(rp.settings))
     # every event of those dossiers: the live database's dossier_events holds them all
     # (before the exchange: the source; after: the new table, its tail copied just above)
     rows = client.query(_EVENTS_SELECT.format(src=q(rp.live)) + "WHERE dossier_code IN {codes:Array(String)} "

@@ -51,6 +51,21 @@ def live(settings, tmp_path_factory):
     yield s, events, worker, snapshot(s), stopped
 
 
+@pytest.fixture(autouse=True)
+def no_replay_left(live):
+    """Each test starts with no replay database of the live one: a test that fails midway
+    leaves its unfinished replay, and every later test would then meet "an unfinished
+    replay exists" instead of what it checks."""
+    from pulse.replay import replay_databases
+    yield
+    c = _client(live[0])
+    try:
+        for name in replay_databases(c, _db(live[0])):
+            c.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
+    finally:
+        c.close()
+
+
 def _client(s, database=""):
     from sinks.client import get_client
     return get_client(s, database=database)
