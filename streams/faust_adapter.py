@@ -57,12 +57,15 @@ PRIVATE_NAMES = {
         "_paused_partitions", "_stopped", "on_buffer_drop", "flow_active", "suspend_flow"),
     "faust.App": ("_new_transport",),
     "faust.Table": ("data",),
-    "faust.stores.memory.Store": ("data",),
+    "faust.stores.memory.Store": ("data", "_key_partition"),
     "faust.transport.drivers.aiokafka.Producer": ("_ensure_producer",),
-    "faust.tables.manager.TableManager": ("recovery",),
+    "faust.tables.manager.TableManager": ("recovery", "changelog_queue"),
     # recovery progress on the status page (ConsumerView.recovery): the Recovery service's books
     "faust.tables.recovery.Recovery": ("_recovery_started_at", "_recovery_ended_at", "in_recovery", "active_tps",
-                                       "active_offsets", "active_highwaters"),
+                                       "active_offsets", "active_highwaters",
+                                       # the bulk recovery path (BatchingConsumer._recover_in_bulk)
+                                       "tp_to_table", "buffers", "_active_events_received_at"),
+
     "faust.types.tuples": ("ack_lock",),
     "mode.utils.futures": ("notify",),
 }
@@ -268,6 +271,42 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             log.info("trace commit %s: %s", ok, {f"{tp.topic}:{tp.partition}": o for tp, o in offsets.items()})
         return ok
 
+    def _bulk_recovery(self, tp) -> tuple[Any, Any] | None:
+        """(recovery service, table) when ``tp`` is an active changelog partition under
+        recovery of a DurableTable on the memory store, and nothing of it is queued for
+        Faust's own recovery loop (so the bulk path cannot overtake an older record of the
+        same key); else None (Faust's per-record path)."""
+        tables: Any = self.app.tables
+        rec = tables.recovery
+        if not rec.in_recovery or tp not in rec.active_tps:
+            return None
+        table = rec.tp_to_table.get(tp)
+        if not isinstance(table, DurableTable) or table.bulk_recovery_store() is None:
+            return None
+        if not tables.changelog_queue.empty():
+            return None
+        pending = rec.buffers.get(table)
+        if pending:               # delivered one by one before, not applied yet: first
+            table.apply_changelog_batch(pending)
+            pending.clear()
+        return rec, table
+
+    def _recover_in_bulk(self, tp, recs, rec, table) -> bool:
+        """Apply a fetched batch of changelog records in one step and move Faust's recovery
+        books on as its loop would; True when the partition is now fully read.
+
+        Why: Faust's recovery takes one record at a time through the consumer callback, the
+        conductor (an Event decoded per record), a queue and its recovery loop: 112 µs of CPU
+        per changelog offset, measured in bench_year (241,505 offsets in 21.3 s), so a
+        province-year's changelog took minutes to read back."""
+        from time import monotonic
+        table.apply_recovered(recs)
+        last = recs[-1].offset
+        rec.active_offsets[tp] = last
+        rec._active_events_received_at[tp] = monotonic()
+        highwater = rec.active_highwaters.get(tp)
+        return highwater is not None and last >= highwater
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised end to end
         inboxes: dict = getattr(self.app, "inboxes", {})
         callback = self.callback
@@ -320,6 +359,15 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                                 await self._add_gap(tp, prev + 1, r.offset)
                             prev = r.offset
                     if inbox is None:
+                        recovering = self._bulk_recovery(tp)
+                        if recovering is not None:
+                            if self._recover_in_bulk(tp, recs, *recovering):
+                                # the recovery loop only notices the end when an event
+                                # arrives (or after 5 s without one): the partition's last
+                                # record once more, already applied, so it is skipped
+                                await self.wait_first(callback(to_message(tp, recs[-1])), self.suspend_flow.wait())
+                            read_offset[tp] = recs[-1].offset
+                            continue
                         for r in recs:
                             await self.wait_first(callback(to_message(tp, r)), self.suspend_flow.wait())
                             read_offset[tp] = r.offset
@@ -415,6 +463,39 @@ class DurableTable(faust.Table):
         if isinstance(store, MemoryStore) and isinstance(getattr(store, "data", None), dict):
             return list(store.data.items())
         return list(self.items())
+
+    def bulk_recovery_store(self) -> dict | None:
+        """The memory store's dict when recovery can go in bulk (``apply_recovered``), else None."""
+        from faust.stores.memory import Store as MemoryStore
+        store = self.data
+        if isinstance(store, MemoryStore) and isinstance(getattr(store, "data", None), dict):
+            return cast(dict, store.data)
+        return None
+
+    def apply_recovered(self, records) -> int:
+        """Changelog records of one partition, in offset order, applied to the memory store
+        as Faust's recovery applies them (``Table.apply_changelog_batch``: the newest record
+        of a key wins, a null value deletes the key), with the changelog topic's own key and
+        value decoding, but only for the newest record of each key: a dossier's earlier
+        records in the same fetch are superseded, so they are never decoded. Returns the
+        keys applied."""
+        data = self.bulk_recovery_store()
+        assert data is not None, "bulk recovery needs the memory store"
+        key_partition = cast(Any, self.data)._key_partition
+        newest: dict = {}
+        for r in records:
+            newest[r.key] = r
+        topic: Any = self.changelog_topic
+        loads_key, loads_value = self.app.serializers.loads_key, self.app.serializers.loads_value
+        for raw_key, r in newest.items():
+            key = self._to_key(loads_key(self.key_type, raw_key, serializer=topic.key_serializer))
+            if r.value is None:
+                data.pop(key, None)
+                key_partition.pop(key, None)
+            else:
+                data[key] = self._to_value(loads_value(self.value_type, r.value, serializer=topic.value_serializer))
+                key_partition[key] = r.partition
+        return len(newest)
 
     async def evict_many(self, items) -> list:
         """``del table[key]`` for each ``(key, partition)``: out of the store, and a tombstone
