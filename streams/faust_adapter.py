@@ -14,7 +14,10 @@ here, nowhere else:
   ``Inbox`` (streams.inbox) it converts a whole fetched partition batch to Faust
   ``Message`` objects, tracks them as unacked (so a rebalance waits for them exactly as
   it waits for stream events) and puts the list into the inbox in one step. Every other
-  topic (changelogs during recovery) still goes through Faust's per-message callback.
+  topic goes through Faust's per-message callback, except the dossier table's changelog
+  while it is recovered: a fetched batch of its records is applied to the memory store in
+  one step (``_recover_in_bulk``, ``DurableTable.apply_recovered``) and Faust's recovery
+  books are moved on, so a restart reads a year's changelog back in seconds, not minutes.
   Offsets stay Faust's: a processed batch is acked with ``ack_many`` (``Consumer.ack``'s
   bookkeeping, for the whole batch under one lock); Faust commits the contiguous acked
   prefix on its own schedule. Back-pressure: ``Inbox.put`` waits while the inbox is full,
