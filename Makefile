@@ -29,7 +29,7 @@ lint: install
 
 test: install lint
 	@mkdir -p artifacts
-	$(PY) -m pytest -ra -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -ra -p no:cacheprovider --durations=30 $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest -ra -p no:cacheprovider -m "not integration and not browser and not slow" $(PYTEST_ARGS)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from importlib import metadata
 from typing import Any, Callable, Sequence, cast
 
@@ -105,6 +106,25 @@ def untrack(consumer: Any, messages) -> None:
             unacked.discard(m)
 
 
+# Where each active changelog partition's reading began in the current recovery, per
+# Recovery service: (its _recovery_started_at, {tp: offset}). Noted by the fetch loop
+# before it hands a partition's first records on (BatchingConsumer._bulk_recovery), and
+# by the status page's sampling if that comes first. Sampling alone is not enough: the bulk
+# path reads a partition's changelog in tens of milliseconds, so a first sample often
+# came after the end and reported a recovery of 0 offsets (CI, test_restart).
+_RECOVERY_BEGIN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def recovery_begin(rec: Any) -> dict:
+    """``{tp: offset}`` where the current recovery of ``rec`` began reading each partition."""
+    started = rec._recovery_started_at
+    entry = _RECOVERY_BEGIN.get(rec)
+    if entry is None or entry[0] != started:
+        entry = (started, {})
+        _RECOVERY_BEGIN[rec] = entry
+    return entry[1]
+
+
 class ConsumerView:
     """What the worker reads of Faust's consumer and app state (read-only, plus one resume)."""
 
@@ -153,13 +173,9 @@ class ConsumerView:
         active = bool(rec.in_recovery)
         tps = list(rec.active_tps)
         offsets, highwaters = rec.active_offsets, rec.active_highwaters
-        # where this recovery began reading each partition: the first offsets seen after its
-        # start (Recovery._set_recovery_started runs right before the changelogs are fetched;
-        # the status page and app.py's recovery timer sample often enough to see them)
-        if started is not None and getattr(self, "_recovery_seen", None) != started:
-            self._recovery_seen = started
-            self._recovery_from: dict = {}
-        begin = getattr(self, "_recovery_from", {})
+        # where this recovery began reading each partition (recovery_begin: noted by the
+        # fetch loop before the first records are applied, or by the first sample here)
+        begin = recovery_begin(rec)
         done = total = 0
         for tp in tps:
             off, hw = offsets.get(tp), highwaters.get(tp)
@@ -283,6 +299,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         rec = tables.recovery
         if not rec.in_recovery or tp not in rec.active_tps:
             return None
+        # the progress shown on the status page counts from here (ConsumerView.recovery)
+        start = rec.active_offsets.get(tp)
+        if start is not None:
+            recovery_begin(rec).setdefault(tp, start)
         table = rec.tp_to_table.get(tp)
         if not isinstance(table, DurableTable) or table.bulk_recovery_store() is None:
             return None
