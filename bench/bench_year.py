@@ -14,7 +14,10 @@ workers (``python -m streams worker``, tests/support/worker.py), then in ONE run
 2. **The year**: the workers drain that backlog. Per ``--step`` events (a million; a tenth
    of the year when it is shorter than two steps) it prints the throughput of that step,
    each worker's RSS (now / peak) and what its dossier table holds (dossiers held, open)
-   and its bytes of RSS per dossier held above the RSS it had ready and empty. The clock
+   and its bytes of RSS per dossier held above the RSS it had ready and empty, and the CPU
+   per event of that step: the workers, the broker, the ClickHouse endpoint and the rest of
+   the machine (a slower step is then either the workers' own cost growing or CPU taken
+   by another process). The clock
    starts when every worker is ready with the partitions split; the year ends when
    ClickHouse has every event.
 3. **Kill and resume**: one worker gets SIGKILL and is started again at once (as the
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -46,7 +50,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from bench.harness import EventFactory, cpu_seconds  # noqa: E402
+from bench.harness import EventFactory, cpu_seconds, descendants  # noqa: E402
 from pulse.config import Settings  # noqa: E402
 
 VN = timezone(timedelta(hours=7))
@@ -158,7 +162,36 @@ def keep_alive(workers) -> None:
             w.start(wait=False)
 
 
-def year_phase(s: Settings, args, workers, client, n: int, partitions: int) -> dict:
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy so far, all cores (/proc/stat: all but idle
+    and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_meters(workers, others: dict[str, int | None]) -> dict[str, float]:
+    """Cumulative CPU seconds: the workers (with their GX children), the broker, the
+    ClickHouse endpoint, and the whole machine. A step's share per event tells whether a
+    slower step is the workers' own work growing, or CPU taken by another process: the
+    cores are shared, so throughput alone cannot tell (the first full year's last million
+    ran 23% slower with every stage of the worker slower alike, pure validation included)."""
+    out = {"workers": sum(cpu_seconds(w.proc.pid) + sum(map(cpu_seconds, descendants(w.proc.pid)))
+                          for w in workers)}
+    out.update({name: cpu_seconds(pid) for name, pid in others.items()})
+    out["machine"] = machine_busy_s()
+    return out
+
+
+def cpu_per_event(before: dict[str, float], after: dict[str, float], events: int) -> str:
+    """'workers 180, broker 20, ... other 5 µs/event' between two meter readings."""
+    d = {k: after[k] - before.get(k, 0.0) for k in after}
+    other = d.pop("machine") - sum(d.values())
+    d["other"] = max(other, 0.0)
+    return "CPU " + ", ".join(f"{k} {v * 1e6 / max(events, 1):,.0f}" for k, v in d.items()) + " µs/event"
+
+
+def year_phase(s: Settings, args, workers, client, n: int, partitions: int,
+               others: dict[str, int | None]) -> dict:
     """Drain the year; print a line per step; return the figures."""
     from bench.harness import stable_split
     for w in workers:
@@ -176,6 +209,7 @@ def year_phase(s: Settings, args, workers, client, n: int, partitions: int) -> d
     rates: list[float] = []
     peak = 0.0
     mark, t_prev = n0 + step, t0
+    cpu_prev = cpu_meters(workers, others)
     while True:
         keep_alive(workers)
         got = processed(workers)
@@ -195,7 +229,10 @@ def year_phase(s: Settings, args, workers, client, n: int, partitions: int) -> d
                 per = f", {(now - base[i]) * MIB / held:,.0f} B/dossier held" if held else ""
                 parts.append(f"w{i} RSS {now:,.0f} MiB (peak {hwm:,.0f}), held {held:,}, open "
                              f"{st.get('dossiers_open', 0):,}, evicted {evicted:,}{per}")
-            print(f"step {k:>3}  {mark - step - n0 + done:>11,} events: {rate:,.0f} ev/s;  " + ";  ".join(parts))
+            cpu_now = cpu_meters(workers, others)
+            print(f"step {k:>3}  {mark - step - n0 + done:>11,} events: {rate:,.0f} ev/s;  " + ";  ".join(parts)
+                  + f";  {cpu_per_event(cpu_prev, cpu_now, done)}")
+            cpu_prev = cpu_now
             t_prev, mark = t, mark + step
             if got >= n:
                 break
@@ -356,7 +393,8 @@ def main(argv=None) -> int:
                 client = None
                 keep_alive(workers)
                 time.sleep(1)
-        year = year_phase(s, args, workers, client, n, partitions)
+        year = year_phase(s, args, workers, client, n, partitions,
+                          {"broker": broker.pid(), "clickhouse": endpoint.proc.pid})
         resume, victim_peak = kill_phase(s, args, workers, client, n)
         peak = max(year["peak"], victim_peak)
         for w in workers:

@@ -28,6 +28,7 @@ the broker is down (clients wait for it) stays as it was.
 """
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import time
@@ -51,6 +52,24 @@ class KafkaTLSError(KafkaConnectError):
 
 class KafkaUnreachableError(KafkaConnectError):
     """No bootstrap server accepted a TCP connection (or answered) in time."""
+
+
+class _RedactedConfigLog(logging.Filter):
+    """kafka-python 3.0.12's KafkaAdminClient logs its whole configuration at DEBUG
+    (kafka/admin/client.py: "Starting KafkaAdminClient with configuration: %s"), the SASL
+    password with it: an operator who turns DEBUG on to find a connection problem would
+    write the password into the worker's log. The record keeps everything else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple({**a, "sasl_plain_password": "***"}
+                                if isinstance(a, dict) and a.get("sasl_plain_password") else a
+                                for a in record.args)
+        return True
+
+
+# A logger's filter sees only the records of that logger: the one that logs the configuration.
+logging.getLogger("kafka.admin.client").addFilter(_RedactedConfigLog())
 
 
 def uses_tls(settings: Settings) -> bool:

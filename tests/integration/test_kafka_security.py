@@ -153,6 +153,26 @@ def test_kafka_python_and_aiokafka_produce_and_consume_over_sasl_ssl(secured):
 
 
 @pytest.mark.integration
+def test_debug_logs_of_the_admin_client_do_not_carry_the_password(secured, caplog):
+    """kafka-python's KafkaAdminClient logs its configuration at DEBUG; the password is
+    masked there (pulse.kafka_security), the rest of the record stays."""
+    import logging
+
+    from kafka.admin import KafkaAdminClient
+    password = kafka_python_kwargs(secured)["sasl_plain_password"]
+    with caplog.at_level(logging.DEBUG, logger="kafka"):
+        admin = KafkaAdminClient(**kafka_python_kwargs(secured), client_id="log-check", request_timeout_ms=10000)
+        try:
+            assert admin.list_topics() is not None
+        finally:
+            admin.close()
+    started = [r.getMessage() for r in caplog.records if "Starting KafkaAdminClient" in r.getMessage()]
+    assert started and "'sasl_plain_password': '***'" in started[0], started
+    assert secured.kafka_sasl_username in started[0]
+    assert password not in caplog.text
+
+
+@pytest.mark.integration
 def test_the_listener_refuses_a_plaintext_client(secured):
     plain = secured.with_(kafka_security_protocol="PLAINTEXT", kafka_sasl_username="", kafka_sasl_password_file="",
                           kafka_ssl_cafile="")
