@@ -61,11 +61,18 @@ class _RedactedConfigLog(logging.Filter):
     write the password into the worker's log. The record keeps everything else."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple({**a, "sasl_plain_password": "***"}
-                                if isinstance(a, dict) and a.get("sasl_plain_password") else a
-                                for a in record.args)
+        # a lone mapping argument is kept as record.args itself, not in a tuple (LogRecord)
+        if isinstance(record.args, dict):
+            record.args = self._masked(record.args)
+        elif isinstance(record.args, tuple):
+            record.args = tuple(self._masked(a) for a in record.args)
         return True
+
+    @staticmethod
+    def _masked(arg: Any) -> Any:
+        if isinstance(arg, dict) and arg.get("sasl_plain_password"):
+            return {**arg, "sasl_plain_password": "***"}
+        return arg
 
 
 # A logger's filter sees only the records of that logger: the one that logs the configuration.
