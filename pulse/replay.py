@@ -120,11 +120,20 @@ def _one(client, sql: str, **params) -> Any:
     return rows[0][0] if rows else None
 
 
+def is_history_table(name: str, engine: str) -> bool:
+    """A table of the pipeline's own (MergeTree), not the storage of a view: ClickHouse names
+    those with a leading dot: ``.inner.`` / ``.inner_id.<uuid>`` for a materialized view's
+    table, and ``.tmp.inner_id.<uuid>`` for the one a refreshable view fills while it
+    refreshes (listed by system.tables for that moment: the full year's replay once picked
+    one up and failed on it)."""
+    return "MergeTree" in engine and not name.startswith(".")
+
+
 def base_tables(client, database: str) -> dict[str, str]:
     """name -> engine of the database's own tables (no views, no aggregates' inner tables)."""
     rows = client.query("SELECT name, engine FROM system.tables WHERE database = {db:String} AND NOT is_temporary",
                         parameters={"db": database}).result_rows
-    return {n: e for n, e in rows if "MergeTree" in e and not n.startswith(".inner")}
+    return {n: e for n, e in rows if is_history_table(n, e)}
 
 
 def columns_of(client, database: str, table: str) -> list[str]:
