@@ -294,12 +294,14 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         """(recovery service, table) when ``tp`` is an active changelog partition under
         recovery of a DurableTable on the memory store, and nothing of it is queued for
         Faust's own recovery loop (so the bulk path cannot overtake an older record of the
-        same key); else None (Faust's per-record path)."""
+        same key); else None (Faust's per-record path). Either way, for an active changelog
+        partition under recovery, it first notes where this recovery began reading it
+        (``recovery_begin``): the fetch loop calls it before any record of the fetch is
+        applied, on both paths, so the status page's progress counts every offset read."""
         tables: Any = self.app.tables
         rec = tables.recovery
         if not rec.in_recovery or tp not in rec.active_tps:
             return None
-        # the progress shown on the status page counts from here (ConsumerView.recovery)
         start = rec.active_offsets.get(tp)
         if start is not None:
             recovery_begin(rec).setdefault(tp, start)
